@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: sets up the Python venv (pinned),
+# builds the Python extension, then lint + Rust tests + Python tests.
+#
+#   scripts/test.sh            # everything
+#   MLE_SKIP_PYTHON=1 scripts/test.sh   # Rust only
+#
+# Shared build caches live outside the clone:
+#   CARGO_TARGET_DIR (default ~/.cache/mle-target), MLE_VENV (default ~/.cache/mle-venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mle-target}"
+export MLE_VENV="${MLE_VENV:-$HOME/.cache/mle-venv}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+start=$(date +%s)
+step() { printf '\n=== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+if [ -z "${MLE_SKIP_PYTHON:-}" ] && [ -f scripts/py_setup.sh ]; then
+  step "python set-up (venv, pinned packages, extension)"
+  bash scripts/py_setup.sh
+  step "ruff"
+  "$MLE_VENV/bin/ruff" check python tests/python
+  step "pytest"
+  "$MLE_VENV/bin/python" -m pytest -q tests/python
+fi
+
+step "all tests passed"
