@@ -1,0 +1,36 @@
+//! # mle-python
+//!
+//! The PyO3 extension module `mle_runtime._native` behind the `mle_runtime` Python package.
+//! It is thin on purpose: the exporters (model introspection) are Python, and everything that
+//! touches bytes or runs a model is Rust:
+//!
+//! - [`runtime::Runtime`]: a loaded model (`mle_exec::Model`) plus a pool of sessions; runs
+//!   C-contiguous f32/f64 numpy matrices without copying them, with the GIL released;
+//! - [`build::build_model`]: writes a `.mle` file from a metadata JSON, a graph JSON and numpy
+//!   tensors through `mle_format::ModelBuilder`;
+//! - [`import`]: the native XGBoost / LightGBM importers of `mle-import`;
+//! - [`errors`]: maps every Rust error to the Python exception classes of `mle_runtime.errors`.
+//!
+//! The module is laid out by concern so that the Polars expression plugin (a later issue) can
+//! join the same cdylib as its own module without touching these files.
+
+#![warn(missing_docs)]
+
+pub mod build;
+pub mod errors;
+pub mod import;
+pub mod runtime;
+
+use pyo3::prelude::*;
+
+/// The `mle_runtime._native` module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<runtime::Runtime>()?;
+    m.add_function(wrap_pyfunction!(build::build_model, m)?)?;
+    m.add_function(wrap_pyfunction!(build::generate_keypair, m)?)?;
+    m.add_function(wrap_pyfunction!(import::import_xgboost, m)?)?;
+    m.add_function(wrap_pyfunction!(import::import_lightgbm, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

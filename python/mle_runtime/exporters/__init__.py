@@ -1,0 +1,29 @@
+"""Framework exporters: each turns a trained model into an :class:`Export`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .._graph import Graph
+
+
+@dataclass
+class Export:
+    """What an exporter hands to :func:`mle_runtime.export_model`.
+
+    ``kind`` is ``"graph"`` (``graph`` + ``metadata`` written by the Rust builder) or
+    ``"xgboost"`` / ``"lightgbm"`` (``payload`` given to the native importer, then
+    ``metadata`` patched over the importer's metadata).
+    ``reference(x)`` returns the framework's own outputs by graph output name.
+    """
+
+    kind: str
+    framework: str
+    model_type: str
+    metadata: dict
+    n_features: int
+    reference: Callable[[Any], dict]
+    graph: Graph | None = None
+    payload: bytes | None = None
+    extra: dict = field(default_factory=dict)

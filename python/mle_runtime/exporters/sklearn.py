@@ -1,0 +1,536 @@
+"""scikit-learn exporter: introspects fitted estimators and builds the graph IR.
+
+Numerics follow scikit-learn exactly (docs/OPS.md):
+- linear models, scalers and MLPs compute in f64 (their fitted parameters are f64);
+- trees (DecisionTree, RandomForest, ExtraTrees, GradientBoosting) compare ``float32(x) <= t``
+  with an f64 threshold (``input_precision = f32``); NaN follows ``missing_go_to_left``;
+- HistGradientBoosting compares in f64, sends NaN by ``missing_go_to_left``, and its
+  categorical splits send bitset members left (unknown categories go the missing side);
+- RandomForest/ExtraTrees classifiers average the per-tree class fractions (scikit-learn
+  >= 1.4 stores fractions in ``tree_.value``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._graph import Graph, make_metadata
+from ..errors import UnsupportedModelError
+from . import Export
+
+# Binary GradientBoostingClassifier predicts class 1 when raw >= 0; ``x > -min_subnormal``
+# is exactly ``x >= 0`` for doubles.
+_GE_ZERO = -5e-324
+
+SUPPORTED = [
+    "LinearRegression",
+    "Ridge",
+    "Lasso",
+    "ElasticNet",
+    "LogisticRegression",
+    "SGDClassifier",
+    "SGDRegressor",
+    "LinearSVC",
+    "LinearSVR",
+    "DecisionTreeClassifier",
+    "DecisionTreeRegressor",
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+    "ExtraTreesClassifier",
+    "ExtraTreesRegressor",
+    "GradientBoostingClassifier",
+    "GradientBoostingRegressor",
+    "HistGradientBoostingClassifier",
+    "HistGradientBoostingRegressor",
+    "MLPClassifier",
+    "MLPRegressor",
+    "StandardScaler",
+    "MinMaxScaler",
+    "MaxAbsScaler",
+    "RobustScaler",
+    "SimpleImputer",
+    "Normalizer",
+    "Pipeline",
+]
+
+_LINEAR_REGRESSORS = {"LinearRegression", "Ridge", "Lasso", "ElasticNet", "SGDRegressor",
+                      "LinearSVR"}
+_LINEAR_CLASSIFIERS = {"LogisticRegression", "SGDClassifier", "LinearSVC"}
+_TRANSFORMERS = {"StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler",
+                 "SimpleImputer", "Normalizer"}
+
+
+def _unsupported(est, why: str = "") -> UnsupportedModelError:
+    name = type(est).__name__
+    msg = f"scikit-learn estimator {name} is not supported"
+    if why:
+        msg = f"scikit-learn {name}: {why}"
+    return UnsupportedModelError(f"{msg}. Supported: {', '.join(SUPPORTED)}")
+
+
+# ---------------------------------------------------------------------------------------
+# transformers
+
+
+def _emit_transformer(est, g: Graph, v: str) -> str:
+    name = type(est).__name__
+    v = g.cast(v, "f64")
+    w = g.width(v)
+    if name == "StandardScaler":
+        offset = est.mean_ if est.mean_ is not None else np.zeros(w)
+        scale = 1.0 / est.scale_ if est.scale_ is not None else np.ones(w)
+        return _scaler(g, v, offset, scale)
+    if name == "MinMaxScaler":
+        # y = x * scale_ + min_  ==  (x - (-min_ / scale_)) * scale_
+        v = _scaler(g, v, -est.min_ / est.scale_, est.scale_)
+        if est.clip:
+            lo, hi = est.feature_range
+            v = g.node("Clip", v, "f64", w, min=float(lo), max=float(hi))
+        return v
+    if name == "MaxAbsScaler":
+        return _scaler(g, v, np.zeros(w), 1.0 / est.scale_)
+    if name == "RobustScaler":
+        offset = est.center_ if est.center_ is not None else np.zeros(w)
+        scale = 1.0 / est.scale_ if est.scale_ is not None else np.ones(w)
+        return _scaler(g, v, offset, scale)
+    if name == "SimpleImputer":
+        if est.add_indicator:
+            raise _unsupported(est, "add_indicator=True is not supported")
+        stats = np.asarray(est.statistics_, dtype=np.float64)
+        if stats.shape[0] != w:
+            raise _unsupported(est, "columns with no observed value are dropped by the imputer")
+        if np.isnan(stats).any():
+            raise _unsupported(est, "a column has no statistic (all values missing in fit)")
+        mv = est.missing_values
+        attrs = {}
+        if not (isinstance(mv, float) and np.isnan(mv)) and mv is not None:
+            try:
+                attrs["missing"] = float(mv)
+            except (TypeError, ValueError):
+                raise _unsupported(est, f"missing_values={mv!r} is not numeric") from None
+        return g.node("Imputer", v, "f64", w, values=g.tensor("impute", stats), **attrs)
+    if name == "Normalizer":
+        return g.node("Normalizer", v, "f64", w, norm=est.norm)
+    raise _unsupported(est)
+
+
+def _scaler(g: Graph, v: str, offset, scale) -> str:
+    w = g.width(v)
+    offset = np.asarray(offset, dtype=np.float64).reshape(w)
+    scale = np.asarray(scale, dtype=np.float64).reshape(w)
+    return g.node("Scaler", v, "f64", w, offset=g.tensor("offset", offset),
+                  scale=g.tensor("scale", scale))
+
+
+# ---------------------------------------------------------------------------------------
+# linear models
+
+
+def _linear(g: Graph, v: str, coef, intercept) -> str:
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    t = coef.shape[0]
+    intercept = np.broadcast_to(np.asarray(intercept, dtype=np.float64), (t,)).copy()
+    v = g.cast(v, "f64")
+    return g.node("LinearModel", v, "f64", t, coef=g.tensor("coef", coef),
+                  intercept=g.tensor("intercept", intercept))
+
+
+def _squeeze(g: Graph, v: str) -> str:
+    return g.node("Reshape", v, g.dtype(v), 0, shape=[-1])
+
+
+def _emit_linear_regressor(est, g: Graph, v: str) -> dict:
+    coef = np.asarray(est.coef_)
+    out = _linear(g, v, coef, est.intercept_)
+    if coef.ndim == 1:
+        out = _squeeze(g, out)
+    return {"prediction": out}
+
+
+def _emit_linear_classifier(est, g: Graph, v: str) -> dict:
+    name = type(est).__name__
+    n_classes = len(est.classes_)
+    dec = _linear(g, v, est.coef_, est.intercept_)
+    outs = {}
+    with_proba = name == "LogisticRegression" or (
+        name == "SGDClassifier" and est.loss == "log_loss" and n_classes == 2
+    )
+    if n_classes == 2:
+        outs["label"] = g.node("Threshold", dec, "i64", 0, threshold=0.0)
+        if with_proba:
+            p = g.node("Sigmoid", dec, "f64", 1)
+            outs["probabilities"] = g.node("BinaryToProba", p, "f64", 2)
+        outs["scores"] = _squeeze(g, dec)
+    else:
+        outs["label"] = g.node("ArgMax", dec, "i64", 0)
+        if name == "LogisticRegression":
+            outs["probabilities"] = g.node("Softmax", dec, "f64", n_classes, axis=-1)
+        outs["scores"] = dec
+    return outs
+
+
+# ---------------------------------------------------------------------------------------
+# trees
+
+
+class _Trees:
+    """Accumulates trees into the struct-of-arrays tensors of ``TreeEnsemble``."""
+
+    def __init__(self, leaf_dim: int):
+        self.leaf_dim = leaf_dim
+        self.feature, self.threshold, self.left, self.right = [], [], [], []
+        self.flags, self.leaves, self.cat_sets = [], [], []
+        self.roots, self.targets, self.weights = [], [], []
+        self.n_nodes = 0
+        self.any_cat = False
+
+    def add(self, *, feature, threshold, left, right, is_leaf, missing_left, leaf_values,
+            target=0, weight=1.0, is_cat=None, cat_sets=None):
+        n = len(feature)
+        off = self.n_nodes
+        is_leaf = np.asarray(is_leaf, dtype=bool)
+        flags = is_leaf.astype(np.uint8) | (np.asarray(missing_left, dtype=np.uint8) << 1)
+        if is_cat is not None:
+            is_cat = np.asarray(is_cat, dtype=bool) & ~is_leaf
+            flags |= is_cat.astype(np.uint8) << 2
+            if is_cat.any():
+                self.any_cat = True
+        left = np.where(is_leaf, 0, np.asarray(left, dtype=np.int64) + off)
+        right = np.where(is_leaf, 0, np.asarray(right, dtype=np.int64) + off)
+        self.feature.append(np.where(is_leaf, 0, feature).astype(np.int32))
+        self.threshold.append(np.where(is_leaf, 0.0, threshold).astype(np.float64))
+        self.left.append(left.astype(np.uint32))
+        self.right.append(right.astype(np.uint32))
+        self.flags.append(flags.astype(np.uint8))
+        self.leaves.append(np.asarray(leaf_values, dtype=np.float64).reshape(n, self.leaf_dim))
+        self.cat_sets.extend(cat_sets if cat_sets is not None else [None] * n)
+        self.roots.append(off)
+        self.targets.append(target)
+        self.weights.append(weight)
+        self.n_nodes += n
+
+    def emit(self, g: Graph, v: str, *, n_targets: int, comparison: str, precision: str,
+             aggregate: str, base_scores, categorical_members: str = "left") -> str:
+        v = g.cast(v, "f64") if precision == "f64" else v
+        attrs = dict(
+            n_targets=n_targets,
+            tree_roots=g.tensor("tree_roots", np.asarray(self.roots, dtype=np.uint32)),
+            feature=g.tensor("feature", np.concatenate(self.feature)),
+            threshold=g.tensor("threshold", np.concatenate(self.threshold)),
+            left=g.tensor("left", np.concatenate(self.left)),
+            right=g.tensor("right", np.concatenate(self.right)),
+            flags=g.tensor("flags", np.concatenate(self.flags)),
+            leaf_dim=self.leaf_dim,
+            leaf_values=g.tensor("leaf_values", np.concatenate(self.leaves).ravel()),
+            comparison=comparison,
+            input_precision=precision,
+            aggregate=aggregate,
+            base_scores=[float(b) for b in np.ravel(base_scores)],
+        )
+        if n_targets > 1 and self.leaf_dim == 1:
+            attrs["tree_targets"] = g.tensor("tree_targets",
+                                             np.asarray(self.targets, dtype=np.uint32))
+        if any(w != 1.0 for w in self.weights):
+            attrs["tree_weights"] = g.tensor("tree_weights",
+                                             np.asarray(self.weights, dtype=np.float64))
+        if self.any_cat:
+            offsets = [0]
+            words = []
+            for s in self.cat_sets:
+                if s is not None:
+                    words.extend(int(x) for x in s)
+                offsets.append(len(words))
+            attrs["cat_offsets"] = g.tensor("cat_offsets", np.asarray(offsets, dtype=np.uint32))
+            attrs["cat_bits"] = g.tensor("cat_bits", np.asarray(words, dtype=np.uint32))
+            attrs["categorical_members"] = categorical_members
+        if g.dtype(v) not in ("f32", "f64"):
+            v = g.cast(v, "f64")
+        return g.node("TreeEnsemble", v, "f64", n_targets, **attrs)
+
+
+def _add_sklearn_tree(trees: _Trees, tree, leaf_values, target=0, weight=1.0):
+    t = tree.tree_
+    if t.n_outputs != 1:
+        raise UnsupportedModelError("multi-output trees are not supported")
+    left = t.children_left
+    is_leaf = left == -1
+    missing = getattr(t, "missing_go_to_left", None)
+    if missing is None:
+        missing = np.zeros(t.node_count, dtype=np.uint8)
+    trees.add(feature=t.feature, threshold=t.threshold, left=left, right=t.children_right,
+              is_leaf=is_leaf, missing_left=missing, leaf_values=leaf_values,
+              target=target, weight=weight)
+
+
+def _class_fractions(tree):
+    val = np.asarray(tree.tree_.value[:, 0, :], dtype=np.float64)
+    s = val.sum(axis=1, keepdims=True)
+    s[s == 0] = 1.0
+    # scikit-learn >= 1.4 stores fractions; normalizing again reproduces predict_proba.
+    return val / s
+
+
+def _emit_forest(est, g: Graph, v: str) -> dict:
+    name = type(est).__name__
+    is_clf = name.endswith("Classifier")
+    trees_list = [est] if name.startswith("DecisionTree") else list(est.estimators_)
+    if is_clf:
+        if getattr(est, "n_outputs_", 1) != 1:
+            raise _unsupported(est, "multi-output classification is not supported")
+        n_classes = int(est.n_classes_)
+        trees = _Trees(n_classes)
+        for t in trees_list:
+            _add_sklearn_tree(trees, t, _class_fractions(t))
+        proba = trees.emit(g, v, n_targets=n_classes, comparison="le", precision="f32",
+                           aggregate="average", base_scores=[0.0] * n_classes)
+        return {"label": g.node("ArgMax", proba, "i64", 0), "probabilities": proba}
+    trees = _Trees(1)
+    for t in trees_list:
+        if t.tree_.n_outputs != 1:
+            raise _unsupported(est, "multi-output regression is not supported")
+        _add_sklearn_tree(trees, t, t.tree_.value[:, 0, 0])
+    raw = trees.emit(g, v, n_targets=1, comparison="le", precision="f32",
+                     aggregate="average", base_scores=[0.0])
+    return {"prediction": _squeeze(g, raw)}
+
+
+def _emit_gradient_boosting(est, g: Graph, v: str) -> dict:
+    name = type(est).__name__
+    if not (isinstance(est.init_, str) and est.init_ == "zero") and type(
+        est.init_
+    ).__name__ not in ("DummyClassifier", "DummyRegressor"):
+        raise _unsupported(est, f"init estimator {type(est.init_).__name__} is not supported")
+    n_features = est.n_features_in_
+    base = np.asarray(est._raw_predict_init(np.zeros((1, n_features), dtype=np.float32)),
+                      dtype=np.float64)[0]
+    k = est.estimators_.shape[1]
+    trees = _Trees(1)
+    lr = float(est.learning_rate)
+    for stage in est.estimators_:
+        for j, t in enumerate(stage):
+            _add_sklearn_tree(trees, t, t.tree_.value[:, 0, 0], target=j, weight=lr)
+    raw = trees.emit(g, v, n_targets=k, comparison="le", precision="f32", aggregate="sum",
+                     base_scores=base)
+    if name == "GradientBoostingRegressor":
+        return {"prediction": _squeeze(g, raw)}
+    loss = est.loss
+    if loss != "log_loss":
+        raise _unsupported(est, f"loss={loss!r} is not supported (only 'log_loss')")
+    if k == 1:
+        p = g.node("Sigmoid", raw, "f64", 1)
+        return {
+            "label": g.node("Threshold", raw, "i64", 0, threshold=_GE_ZERO),
+            "probabilities": g.node("BinaryToProba", p, "f64", 2),
+        }
+    return {
+        "label": g.node("ArgMax", raw, "i64", 0),
+        "probabilities": g.node("Softmax", raw, "f64", k, axis=-1),
+    }
+
+
+def _emit_hist_gradient_boosting(est, g: Graph, v: str) -> dict:
+    name = type(est).__name__
+    k = int(est.n_trees_per_iteration_)
+    known, f_idx_map = None, None
+    if est.is_categorical_ is not None and np.any(est.is_categorical_):
+        known, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
+    trees = _Trees(1)
+    for it in est._predictors:
+        for j, pred in enumerate(it):
+            nodes = pred.nodes
+            n = len(nodes)
+            is_cat = nodes["is_categorical"].astype(bool)
+            cat_sets = [None] * n
+            if is_cat.any():
+                for i in np.flatnonzero(is_cat & ~nodes["is_leaf"].astype(bool)):
+                    bits = np.asarray(pred.raw_left_cat_bitsets[nodes["bitset_idx"][i]],
+                                      dtype=np.uint32).copy()
+                    if nodes["missing_go_to_left"][i]:
+                        # scikit-learn sends unknown categories the way of missing values.
+                        f = int(nodes["feature_idx"][i])
+                        bits |= ~np.asarray(known[f_idx_map[f]], dtype=np.uint32)
+                    cat_sets[i] = bits
+            trees.add(feature=nodes["feature_idx"], threshold=nodes["num_threshold"],
+                      left=nodes["left"], right=nodes["right"], is_leaf=nodes["is_leaf"],
+                      missing_left=nodes["missing_go_to_left"], leaf_values=nodes["value"],
+                      target=j, is_cat=is_cat, cat_sets=cat_sets)
+    base = np.asarray(est._baseline_prediction, dtype=np.float64).ravel()
+    raw = trees.emit(g, v, n_targets=k, comparison="le", precision="f64", aggregate="sum",
+                     base_scores=base, categorical_members="left")
+    if name == "HistGradientBoostingRegressor":
+        link = type(est._loss.link).__name__
+        if link == "LogLink":
+            raw = g.node("Exp", raw, "f64", 1)
+        elif link != "IdentityLink":
+            raise _unsupported(est, f"loss {est.loss!r} (link {link}) is not supported")
+        return {"prediction": _squeeze(g, raw)}
+    if k == 1:
+        p = g.node("Sigmoid", raw, "f64", 1)
+        proba = g.node("BinaryToProba", p, "f64", 2)
+    else:
+        proba = g.node("Softmax", raw, "f64", k, axis=-1)
+    return {"label": g.node("ArgMax", proba, "i64", 0), "probabilities": proba}
+
+
+# ---------------------------------------------------------------------------------------
+# MLP
+
+_MLP_ACT = {"relu": "Relu", "logistic": "Sigmoid", "tanh": "Tanh", "identity": None}
+
+
+def _emit_mlp(est, g: Graph, v: str, quantized: bool) -> dict:
+    name = type(est).__name__
+    if est.activation not in _MLP_ACT:
+        raise _unsupported(est, f"activation {est.activation!r} is not supported")
+    dt = "f32" if quantized else "f64"
+    v = g.cast(v, dt)
+    n_layers = len(est.coefs_)
+    for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+        w = np.asarray(w)
+        if quantized:
+            v = g.node("Gemm", v, "f32", w.shape[1], weight=g.weight("weight", w.T),
+                       bias=g.weight("bias", b), trans_b=1)
+        else:
+            v = _linear(g, v, w.T, b)
+        act = est.activation if i < n_layers - 1 else est.out_activation_
+        if act == "softmax":
+            v = g.node("Softmax", v, dt, g.width(v), axis=-1)
+        elif _MLP_ACT.get(act):
+            v = g.node(_MLP_ACT[act], v, dt, g.width(v))
+        elif act != "identity":
+            raise _unsupported(est, f"output activation {act!r} is not supported")
+    v = g.cast(v, "f64")
+    if name == "MLPRegressor":
+        return {"prediction": _squeeze(g, v) if g.width(v) == 1 else v}
+    if est.out_activation_ == "logistic":
+        if len(est.classes_) != 2:
+            raise _unsupported(est, "multilabel MLPClassifier is not supported")
+        return {
+            "label": g.node("Threshold", v, "i64", 0, threshold=0.5),
+            "probabilities": g.node("BinaryToProba", v, "f64", 2),
+        }
+    return {"label": g.node("ArgMax", v, "i64", 0), "probabilities": v}
+
+
+# ---------------------------------------------------------------------------------------
+# dispatch
+
+
+def _emit(est, g: Graph, v: str, quantized: bool):
+    """Emits ``est``; returns ``("transform", value)`` or ``("final", {name: value})``."""
+    name = type(est).__name__
+    if name in _TRANSFORMERS:
+        return "transform", _emit_transformer(est, g, v)
+    if name in _LINEAR_REGRESSORS:
+        return "final", _emit_linear_regressor(est, g, v)
+    if name in _LINEAR_CLASSIFIERS:
+        return "final", _emit_linear_classifier(est, g, v)
+    if name in ("DecisionTreeClassifier", "DecisionTreeRegressor", "RandomForestClassifier",
+                "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor"):
+        return "final", _emit_forest(est, g, v)
+    if name in ("GradientBoostingClassifier", "GradientBoostingRegressor"):
+        return "final", _emit_gradient_boosting(est, g, v)
+    if name in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
+        return "final", _emit_hist_gradient_boosting(est, g, v)
+    if name in ("MLPClassifier", "MLPRegressor"):
+        return "final", _emit_mlp(est, g, v, quantized)
+    raise _unsupported(est)
+
+
+def _steps(model):
+    if type(model).__name__ == "Pipeline":
+        out = []
+        for _, step in model.steps:
+            if step is None or (isinstance(step, str) and step == "passthrough"):
+                continue
+            out.extend(_steps(step))
+        return out
+    return [model]
+
+
+def export(model, *, feature_names=None, quantization=None, user_metadata=None, **_) -> Export:
+    """Builds the graph of a fitted scikit-learn estimator or Pipeline."""
+    import sklearn
+    from sklearn.base import is_classifier
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except Exception as e:  # NotFittedError, or a type sklearn does not know
+        raise UnsupportedModelError(f"{type(model).__name__} is not fitted: {e}") from None
+    steps = _steps(model)
+    if not steps:
+        raise _unsupported(model, "the pipeline has no step")
+    n_features = getattr(model, "n_features_in_", None)
+    if n_features is None:
+        n_features = getattr(steps[0], "n_features_in_", None)
+    if n_features is None:
+        raise _unsupported(model, "the number of input features is unknown")
+    n_features = int(n_features)
+    if feature_names is None:
+        fn = getattr(model, "feature_names_in_", None)
+        feature_names = [str(f) for f in fn] if fn is not None else [
+            f"f{i}" for i in range(n_features)]
+    feature_names = list(feature_names)
+    if len(feature_names) != n_features:
+        raise UnsupportedModelError(
+            f"feature_names has {len(feature_names)} names but the model takes "
+            f"{n_features} features")
+
+    g = Graph(n_features=n_features, input_dtype="f64")
+    v = "X"
+    outs = None
+    quantized = quantization is not None
+    for i, step in enumerate(steps):
+        kind, res = _emit(step, g, v, quantized)
+        if kind == "transform":
+            v = res
+            continue
+        if i != len(steps) - 1:
+            raise _unsupported(step, "only the last step of a pipeline may be a predictor")
+        outs = res
+    if outs is None:
+        outs = {"prediction": v}
+    final = steps[-1]
+    clf = is_classifier(model) or is_classifier(final)
+    order = ["label", "probabilities", "scores"] if clf else ["prediction"]
+    for name in order:
+        if name in outs:
+            g.output(outs[name], name)
+    kind = "transformer" if "prediction" in outs and type(final).__name__ in _TRANSFORMERS \
+        else None
+    if clf:
+        task = "binary" if len(final.classes_) == 2 else "multiclass"
+    else:
+        task = "regression"
+    meta = make_metadata(
+        framework="sklearn",
+        framework_version=sklearn.__version__,
+        model_type=type(model).__name__ if type(model).__name__ != "Pipeline"
+        else "Pipeline(" + ",".join(type(s).__name__ for s in steps) + ")",
+        task=task,
+        feature_names=feature_names,
+        input_dtype="f64",
+        outputs=g.outputs,
+        class_labels=final.classes_ if clf else None,
+        user=user_metadata,
+    )
+    if kind:
+        meta["user"]["mle.kind"] = kind
+
+    def reference(x):
+        ref = {}
+        if clf:
+            ref["label"] = model.predict(x)
+            if "probabilities" in outs:
+                ref["probabilities"] = model.predict_proba(x)
+            if "scores" in outs:
+                ref["scores"] = model.decision_function(x)
+        elif kind:
+            ref["prediction"] = model.transform(x)
+        else:
+            ref["prediction"] = model.predict(x)
+        return ref
+
+    return Export(kind="graph", framework="sklearn", model_type=meta["model_type"],
+                  metadata=meta, n_features=n_features, reference=reference, graph=g)
