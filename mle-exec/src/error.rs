@@ -33,4 +33,7 @@ pub enum ExecError {
     /// The input does not fit the model (width, dtype, lengths).
     #[error("invalid input: {0}")]
     Input(String),
+    /// A thread pool for the requested number of threads could not be created.
+    #[error("cannot create a thread pool: {0}")]
+    Threads(String),
 }

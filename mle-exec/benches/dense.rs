@@ -1,0 +1,2 @@
+//! Dense benchmarks (placeholder until written).
+fn main() {}
