@@ -157,7 +157,7 @@ def compare_outputs(reference: dict, got: dict, quantization=None) -> dict:
 
 def _runtime_outputs(rt, x) -> dict:
     outs = rt.run([x])
-    return dict(zip(rt._out_names, outs))
+    return dict(zip(rt._out_names, outs, strict=False))
 
 
 def export_model(

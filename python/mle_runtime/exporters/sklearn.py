@@ -385,7 +385,7 @@ def _emit_mlp(est, g: Graph, v: str, quantized: bool) -> dict:
     dt = "f32" if quantized else "f64"
     v = g.cast(v, dt)
     n_layers = len(est.coefs_)
-    for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+    for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_, strict=False)):
         w = np.asarray(w)
         if quantized:
             v = g.node("Gemm", v, "f32", w.shape[1], weight=g.weight("weight", w.T),
