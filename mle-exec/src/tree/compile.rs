@@ -1,0 +1,465 @@
+//! Validation of the `TreeEnsemble` arrays and their layout into kernel records.
+
+use std::ops::Range;
+
+use mle_format::{Attr, Element, MleFile, Node};
+
+use super::flags::{ALL, CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
+use super::threshold::{le_threshold_f32, le_threshold_f64};
+use super::{Ext, Nodes, Rec, TreeEnsemble, DL_BIT, MAX_DEPTH, MAX_TARGETS, ROW_TREES, SUPER_ROWS};
+use crate::error::ExecError;
+
+/// Bytes of nodes and leaf values per group of trees walked together over a row block; with
+/// the scratch block this stays within a 512 KiB L2.
+const GROUP_BYTES: usize = 192 * 1024;
+
+struct Ctx<'a> {
+    node: &'a Node,
+    file: &'a MleFile,
+}
+
+impl Ctx<'_> {
+    fn err(&self, detail: impl Into<String>) -> ExecError {
+        ExecError::InvalidGraph {
+            model: self.file.name().to_string(),
+            node: self.node.name.clone(),
+            op: self.node.op.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    fn int(&self, key: &str) -> Result<Option<i64>, ExecError> {
+        match self.node.attr(key) {
+            None => Ok(None),
+            Some(Attr::Int(v)) => Ok(Some(*v)),
+            Some(a) => Err(self.err(format!("attribute {key:?} must be an integer, found {a:?}"))),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<Option<&str>, ExecError> {
+        match self.node.attr(key) {
+            None => Ok(None),
+            Some(Attr::Str(v)) => Ok(Some(v.as_str())),
+            Some(a) => Err(self.err(format!("attribute {key:?} must be a string, found {a:?}"))),
+        }
+    }
+
+    /// A string attribute that must be one of `choices`; `default` when absent (None: required).
+    fn choice(
+        &self,
+        key: &str,
+        choices: &[&str],
+        default: Option<&str>,
+    ) -> Result<usize, ExecError> {
+        let v = match (self.string(key)?, default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => d,
+            (None, None) => {
+                return Err(self.err(format!("missing attribute {key:?} (one of {choices:?})")))
+            }
+        };
+        choices.iter().position(|c| *c == v).ok_or_else(|| {
+            self.err(format!(
+                "attribute {key:?} is {v:?}, expected one of {choices:?}"
+            ))
+        })
+    }
+
+    /// The tensor named by attribute `key`, or None when the attribute is absent.
+    fn tensor<T: Element>(&self, key: &str) -> Result<Option<&[T]>, ExecError> {
+        match self.node.attr(key) {
+            None => Ok(None),
+            Some(Attr::Tensor(name)) => Ok(Some(self.file.tensor_as::<T>(name)?)),
+            Some(a) => Err(self.err(format!("attribute {key:?} must name a tensor, found {a:?}"))),
+        }
+    }
+
+    fn required<T: Element>(&self, key: &str) -> Result<&[T], ExecError> {
+        self.tensor(key)?
+            .ok_or_else(|| self.err(format!("missing tensor attribute {key:?}")))
+    }
+
+    fn check_len(&self, key: &str, len: usize, expected: usize) -> Result<(), ExecError> {
+        if len != expected {
+            return Err(self.err(format!(
+                "tensor {key:?} has {len} elements, expected {expected}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The result of walking one tree depth first.
+struct Walk {
+    /// Original node index of each laid-out node.
+    order: Vec<u32>,
+    /// Laid-out index of the right child of each laid-out internal node.
+    right: Vec<u32>,
+}
+
+pub(super) fn compile(
+    node: &Node,
+    file: &MleFile,
+    n_features: usize,
+) -> Result<TreeEnsemble, ExecError> {
+    let cx = Ctx { node, file };
+    if node.op != "TreeEnsemble" {
+        return Err(cx.err("not a TreeEnsemble node"));
+    }
+    if n_features >= DL_BIT as usize {
+        return Err(cx.err(format!(
+            "{n_features} features exceeds the limit of {}",
+            DL_BIT - 1
+        )));
+    }
+
+    // Scalars.
+    let n_targets = cx
+        .int("n_targets")?
+        .ok_or_else(|| cx.err("missing attribute \"n_targets\""))?;
+    if n_targets < 1 || n_targets > MAX_TARGETS as i64 {
+        return Err(cx.err(format!(
+            "n_targets is {n_targets}, expected 1..={MAX_TARGETS}"
+        )));
+    }
+    let n_targets = n_targets as usize;
+    let leaf_dim = cx.int("leaf_dim")?.unwrap_or(1);
+    if leaf_dim != 1 && leaf_dim != n_targets as i64 {
+        return Err(cx.err(format!(
+            "leaf_dim is {leaf_dim}, expected 1 or n_targets ({n_targets})"
+        )));
+    }
+    let leaf_dim = leaf_dim as usize;
+    let lt = cx.choice("comparison", &["le", "lt"], None)? == 1;
+    let f32_precision = cx.choice("input_precision", &["f64", "f32"], None)? == 1;
+    let average = cx.choice("aggregate", &["sum", "average"], Some("sum"))? == 1;
+    let base = match node.attr("base_scores") {
+        None => vec![0.0; n_targets],
+        Some(Attr::Floats(v)) if v.len() == n_targets => v.clone(),
+        Some(Attr::Floats(v)) => {
+            return Err(cx.err(format!(
+                "base_scores has {} values, expected n_targets = {n_targets}",
+                v.len()
+            )))
+        }
+        Some(a) => return Err(cx.err(format!("base_scores must be floats, found {a:?}"))),
+    };
+
+    // Arrays.
+    let feature = cx.required::<i32>("feature")?;
+    let n_nodes = feature.len();
+    if n_nodes >= (u32::MAX / 2) as usize {
+        return Err(cx.err(format!(
+            "{n_nodes} nodes exceeds the limit of {}",
+            u32::MAX / 2
+        )));
+    }
+    let threshold = cx.required::<f64>("threshold")?;
+    let left = cx.required::<u32>("left")?;
+    let right = cx.required::<u32>("right")?;
+    let flags = cx.required::<u8>("flags")?;
+    let leaf_values = cx.required::<f64>("leaf_values")?;
+    cx.check_len("threshold", threshold.len(), n_nodes)?;
+    cx.check_len("left", left.len(), n_nodes)?;
+    cx.check_len("right", right.len(), n_nodes)?;
+    cx.check_len("flags", flags.len(), n_nodes)?;
+    cx.check_len("leaf_values", leaf_values.len(), n_nodes * leaf_dim)?;
+    let roots = cx.required::<u32>("tree_roots")?;
+    let n_trees = roots.len();
+    let targets = cx.tensor::<u32>("tree_targets")?;
+    if let Some(t) = targets {
+        cx.check_len("tree_targets", t.len(), n_trees)?;
+    }
+    let weights = cx.tensor::<f64>("tree_weights")?;
+    if let Some(w) = weights {
+        cx.check_len("tree_weights", w.len(), n_trees)?;
+    }
+
+    // Per-node checks.
+    let mut any_categorical = false;
+    let mut any_zero_missing = false;
+    for i in 0..n_nodes {
+        let fl = flags[i];
+        if fl & !ALL != 0 {
+            return Err(cx.err(format!(
+                "node {i}: flags {fl:#04x} has undefined bits (defined: {ALL:#04x})"
+            )));
+        }
+        if fl & LEAF != 0 {
+            continue;
+        }
+        let (l, r) = (left[i] as usize, right[i] as usize);
+        for (side, c) in [("left", l), ("right", r)] {
+            if c <= i || c >= n_nodes {
+                return Err(cx.err(format!(
+                    "node {i}: {side} child {c} must point forward, within {i}+1..{n_nodes}"
+                )));
+            }
+        }
+        let f = feature[i];
+        if f < 0 || f as usize >= n_features {
+            return Err(cx.err(format!("node {i}: feature {f} outside 0..{n_features}")));
+        }
+        any_categorical |= fl & CATEGORICAL != 0;
+        any_zero_missing |= fl & ZERO_IS_MISSING != 0;
+    }
+    let mut cat: Option<(&[u32], &[u32])> = None;
+    let mut members_left = true;
+    if any_categorical {
+        let offsets = cx.required::<u32>("cat_offsets")?;
+        let bits = cx.required::<u32>("cat_bits")?;
+        cx.check_len("cat_offsets", offsets.len(), n_nodes + 1)?;
+        let mut prev = 0u32;
+        for (i, &o) in offsets.iter().enumerate() {
+            if o < prev || o as usize > bits.len() {
+                return Err(cx.err(format!(
+                    "cat_offsets[{i}] = {o} must be within {prev}..={} (monotonic, inside cat_bits)",
+                    bits.len()
+                )));
+            }
+            prev = o;
+        }
+        members_left = cx.choice("categorical_members", &["left", "right"], None)? == 0;
+        cat = Some((offsets, bits));
+    }
+
+    // Walk the trees depth first: each node reached once, depth bounded.
+    let mut seen = vec![false; n_nodes];
+    let mut tree_walks = Vec::with_capacity(n_trees);
+    let mut depth = Vec::with_capacity(n_trees);
+    let mut stack: Vec<(u32, u32, Option<usize>)> = Vec::new();
+    for (k, &root) in roots.iter().enumerate() {
+        if root as usize >= n_nodes {
+            return Err(cx.err(format!("tree {k}: root {root} outside 0..{n_nodes}")));
+        }
+        let mut w = Walk {
+            order: Vec::new(),
+            right: Vec::new(),
+        };
+        let mut max_d = 0u32;
+        stack.clear();
+        stack.push((root, 0, None));
+        while let Some((orig, d, patch)) = stack.pop() {
+            let o = orig as usize;
+            if std::mem::replace(&mut seen[o], true) {
+                return Err(cx.err(format!(
+                    "tree {k}: node {o} is reached twice (every node must have one parent)"
+                )));
+            }
+            if d as usize > MAX_DEPTH {
+                return Err(cx.err(format!("tree {k}: depth exceeds the limit of {MAX_DEPTH}")));
+            }
+            let at = w.order.len();
+            if let Some(p) = patch {
+                w.right[p] = at as u32;
+            }
+            w.order.push(orig);
+            w.right.push(0);
+            if flags[o] & LEAF != 0 {
+                max_d = max_d.max(d);
+            } else {
+                // Right first so that the left child is laid out next.
+                stack.push((right[o], d + 1, Some(at)));
+                stack.push((left[o], d + 1, None));
+            }
+        }
+        depth.push(max_d);
+        tree_walks.push(w);
+    }
+
+    // Targets and divisors.
+    let mut target = vec![0u32; n_trees];
+    if leaf_dim == 1 {
+        if let Some(t) = targets {
+            for (k, &tk) in t.iter().enumerate() {
+                if tk as usize >= n_targets {
+                    return Err(cx.err(format!("tree_targets[{k}] = {tk} outside 0..{n_targets}")));
+                }
+            }
+            target.copy_from_slice(t);
+        }
+    }
+    let mut divisor = vec![0.0; n_targets];
+    if average {
+        if leaf_dim == 1 {
+            let mut count = vec![0usize; n_targets];
+            for &t in &target {
+                count[t as usize] += 1;
+            }
+            for (d, c) in divisor.iter_mut().zip(count) {
+                *d = c as f64;
+            }
+        } else {
+            divisor.fill(n_trees as f64);
+        }
+    }
+
+    // Lay out.
+    let total: usize = tree_walks.iter().map(|w| w.order.len()).sum();
+    let mut leaf = vec![0.0f64; total * leaf_dim];
+    let mut tree_roots = Vec::with_capacity(n_trees);
+    let mut layout: Vec<(u32, u32)> = Vec::with_capacity(total); // (orig, right) per laid-out node
+    for (k, w) in tree_walks.iter().enumerate() {
+        let start = layout.len();
+        tree_roots.push(start as u32);
+        let wk = weights.map_or(1.0, |w| w[k]);
+        for (j, (&orig, &r)) in w.order.iter().zip(&w.right).enumerate() {
+            let at = start + j;
+            let o = orig as usize;
+            if flags[o] & LEAF != 0 {
+                let src = &leaf_values[o * leaf_dim..(o + 1) * leaf_dim];
+                for (dst, &v) in leaf[at * leaf_dim..(at + 1) * leaf_dim].iter_mut().zip(src) {
+                    *dst = wk * v;
+                }
+                layout.push((orig, at as u32));
+            } else {
+                layout.push((orig, (start + r as usize) as u32));
+            }
+        }
+    }
+    let general = any_categorical || any_zero_missing;
+    let mut any_dl = false;
+    let nodes = if general {
+        let (offsets, bits) = cat.unwrap_or((&[], &[]));
+        let mut recs = Vec::with_capacity(total);
+        let mut ext = Vec::with_capacity(total);
+        for &(orig, r) in &layout {
+            let o = orig as usize;
+            let fl = flags[o];
+            let leafy = fl & LEAF != 0;
+            recs.push(Rec {
+                thr: threshold[o],
+                feat: if leafy { 0 } else { feature[o] as u32 },
+                right: r,
+            });
+            let (lo, hi) = if fl & CATEGORICAL != 0 && !leafy {
+                (
+                    offsets.get(o).copied().unwrap_or(0),
+                    offsets.get(o + 1).copied().unwrap_or(0),
+                )
+            } else {
+                (0, 0)
+            };
+            ext.push(Ext {
+                flags: if leafy { LEAF } else { fl },
+                cat_lo: lo,
+                cat_hi: hi,
+            });
+        }
+        Nodes::General {
+            recs,
+            ext,
+            cat_bits: bits.to_vec(),
+        }
+    } else {
+        // Fast records: `x <= t'` in the input precision; NaN goes left iff DL_BIT.
+        let mut fast = |o: usize| -> (u32, f64) {
+            let fl = flags[o];
+            let t = threshold[o];
+            let dl = if fl & NAN_IS_ZERO != 0 {
+                // NaN is replaced by 0.0 and compared: it goes where 0.0 goes.
+                if lt {
+                    0.0 < t
+                } else {
+                    0.0 <= t
+                }
+            } else {
+                fl & MISSING_LEFT != 0
+            };
+            any_dl |= dl;
+            (feature[o] as u32 | if dl { DL_BIT } else { 0 }, t)
+        };
+        if f32_precision {
+            let mut recs = Vec::with_capacity(total);
+            for &(orig, r) in &layout {
+                let o = orig as usize;
+                recs.push(if flags[o] & LEAF != 0 {
+                    Rec {
+                        thr: f32::NAN,
+                        feat: 0,
+                        right: r,
+                    }
+                } else {
+                    let (feat, t) = fast(o);
+                    Rec {
+                        thr: le_threshold_f32(t, lt),
+                        feat,
+                        right: r,
+                    }
+                });
+            }
+            Nodes::F32(recs)
+        } else {
+            let mut recs = Vec::with_capacity(total);
+            for &(orig, r) in &layout {
+                let o = orig as usize;
+                recs.push(if flags[o] & LEAF != 0 {
+                    Rec {
+                        thr: f64::NAN,
+                        feat: 0,
+                        right: r,
+                    }
+                } else {
+                    let (feat, t) = fast(o);
+                    Rec {
+                        thr: le_threshold_f64(t, lt),
+                        feat,
+                        right: r,
+                    }
+                });
+            }
+            Nodes::F64(recs)
+        }
+    };
+
+    // Tree groups for the batch kernel (by bytes) and the row kernel (by count).
+    let rec_bytes = match nodes {
+        Nodes::F32(_) => std::mem::size_of::<Rec<f32>>(),
+        Nodes::F64(_) => std::mem::size_of::<Rec<f64>>(),
+        Nodes::General { .. } => std::mem::size_of::<Rec<f64>>() + std::mem::size_of::<Ext>(),
+    };
+    let scratch_bytes = SUPER_ROWS * n_features.max(1) * if f32_precision { 4 } else { 8 };
+    let budget = GROUP_BYTES.saturating_sub(scratch_bytes / 2).max(16 * 1024);
+    let mut groups: Vec<Range<usize>> = Vec::new();
+    let (mut g0, mut bytes) = (0usize, 0usize);
+    for (k, w) in tree_walks.iter().enumerate() {
+        let b = w.order.len() * (rec_bytes + 8 * leaf_dim);
+        if k > g0 && bytes + b > budget {
+            groups.push(g0..k);
+            g0 = k;
+            bytes = 0;
+        }
+        bytes += b;
+    }
+    if g0 < n_trees {
+        groups.push(g0..n_trees);
+    }
+    let row_groups = (0..n_trees)
+        .step_by(ROW_TREES)
+        .map(|a| {
+            let b = (a + ROW_TREES).min(n_trees);
+            let d = depth[a..b].iter().copied().max().unwrap_or(0);
+            (a as u32, b as u32, d)
+        })
+        .collect();
+
+    Ok(TreeEnsemble {
+        n_features,
+        width: n_features.max(1),
+        n_targets,
+        leaf_dim,
+        nodes,
+        any_dl,
+        f32_precision,
+        lt,
+        members_left,
+        leaf,
+        roots: tree_roots,
+        depth,
+        target,
+        groups,
+        row_groups,
+        divisor,
+        base,
+    })
+}

@@ -1,0 +1,371 @@
+//! The batch and single-row kernels.
+//!
+//! Both walk trees in fixed steps (a tree's depth; leaves point to themselves) over several
+//! independent walks at once — rows of a block in the batch kernel, trees of a group in the row
+//! kernel — so that the CPU overlaps their memory loads. A split step is monomorphized per
+//! kernel ([`Step`]): the fast step is `x <= t' ? i + 1 : right`, with the NaN test compiled in
+//! only when some node sends NaN left.
+
+use std::ops::Range;
+
+use super::flags::{CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
+use super::{Ext, Nodes, Rec, TreeEnsemble, TreeScratch, DL_BIT, LANES, ROW_TREES, SUPER_ROWS};
+use crate::batch::{Batch, ColumnData};
+
+/// An input element (f32 or f64) and the conversions the kernels need.
+pub(crate) trait Elem: Copy + PartialOrd + Send + Sync + 'static {
+    fn to_f32(self) -> f32;
+    fn to_f64(self) -> f64;
+    fn is_nan(self) -> bool;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+}
+
+impl Elem for f64 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
+
+/// A threshold type: the input precision of a fast kernel.
+pub(crate) trait Prec: Elem {
+    fn from_elem<E: Elem>(e: E) -> Self;
+}
+
+impl Prec for f32 {
+    #[inline(always)]
+    fn from_elem<E: Elem>(e: E) -> Self {
+        e.to_f32()
+    }
+}
+
+impl Prec for f64 {
+    #[inline(always)]
+    fn from_elem<E: Elem>(e: E) -> Self {
+        e.to_f64()
+    }
+}
+
+/// One step of a walk: from node `i` to its child for the row whose features start at
+/// `x[off]`.
+pub(crate) trait Step: Sync {
+    fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32;
+}
+
+/// The fast step over records with rewritten thresholds; `DL`: some node sends NaN left.
+struct Fast<'a, T, const DL: bool> {
+    recs: &'a [Rec<T>],
+}
+
+impl<T: Prec, const DL: bool> Step for Fast<'_, T, DL> {
+    #[inline(always)]
+    fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32 {
+        let n = self.recs[i as usize];
+        let v = T::from_elem(x[off + (n.feat & !DL_BIT) as usize]);
+        let left = if DL {
+            (v <= n.thr) | ((n.feat & DL_BIT != 0) & v.is_nan())
+        } else {
+            v <= n.thr
+        };
+        if left {
+            i + 1
+        } else {
+            n.right
+        }
+    }
+}
+
+/// The general step: the contract of docs/OPS.md followed literally.
+struct General<'a, const F32: bool, const LT: bool> {
+    recs: &'a [Rec<f64>],
+    ext: &'a [Ext],
+    bits: &'a [u32],
+    members_left: bool,
+}
+
+impl<const F32: bool, const LT: bool> Step for General<'_, F32, LT> {
+    #[inline(always)]
+    fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32 {
+        let n = self.recs[i as usize];
+        let e = self.ext[i as usize];
+        if e.flags & LEAF != 0 {
+            return i;
+        }
+        let round = |v: f64| if F32 { v as f32 as f64 } else { v };
+        let mut v = x[off + n.feat as usize].to_f64();
+        let dl = e.flags & MISSING_LEFT != 0;
+        let left = if e.flags & CATEGORICAL != 0 {
+            if v.is_nan() {
+                dl
+            } else {
+                let c = round(v).trunc();
+                let words = self
+                    .bits
+                    .get(e.cat_lo as usize..e.cat_hi as usize)
+                    .unwrap_or(&[]);
+                let member = c >= 0.0
+                    && c < (words.len() * 32) as f64
+                    && words
+                        .get(c as usize / 32)
+                        .is_some_and(|w| (w >> (c as usize % 32)) & 1 == 1);
+                member == self.members_left
+            }
+        } else {
+            if e.flags & NAN_IS_ZERO != 0 && v.is_nan() {
+                v = 0.0;
+            }
+            if v.is_nan() || (e.flags & ZERO_IS_MISSING != 0 && v == 0.0) {
+                dl
+            } else if LT {
+                round(v) < n.thr
+            } else {
+                round(v) <= n.thr
+            }
+        };
+        if left {
+            i + 1
+        } else {
+            n.right
+        }
+    }
+}
+
+/// Calls `$body` with `$s` bound to the ensemble's step, monomorphized.
+macro_rules! with_step {
+    ($ens:expr, $s:ident, $body:expr) => {
+        match &$ens.nodes {
+            Nodes::F32(recs) => {
+                if $ens.any_dl {
+                    let $s = Fast::<f32, true> { recs };
+                    $body
+                } else {
+                    let $s = Fast::<f32, false> { recs };
+                    $body
+                }
+            }
+            Nodes::F64(recs) => {
+                if $ens.any_dl {
+                    let $s = Fast::<f64, true> { recs };
+                    $body
+                } else {
+                    let $s = Fast::<f64, false> { recs };
+                    $body
+                }
+            }
+            Nodes::General {
+                recs,
+                ext,
+                cat_bits,
+            } => match ($ens.f32_precision, $ens.lt) {
+                (false, false) => {
+                    let $s = General::<false, false> {
+                        recs,
+                        ext,
+                        bits: cat_bits,
+                        members_left: $ens.members_left,
+                    };
+                    $body
+                }
+                (false, true) => {
+                    let $s = General::<false, true> {
+                        recs,
+                        ext,
+                        bits: cat_bits,
+                        members_left: $ens.members_left,
+                    };
+                    $body
+                }
+                (true, false) => {
+                    let $s = General::<true, false> {
+                        recs,
+                        ext,
+                        bits: cat_bits,
+                        members_left: $ens.members_left,
+                    };
+                    $body
+                }
+                (true, true) => {
+                    let $s = General::<true, true> {
+                        recs,
+                        ext,
+                        bits: cat_bits,
+                        members_left: $ens.members_left,
+                    };
+                    $body
+                }
+            },
+        }
+    };
+}
+
+/// Applies the aggregation and base scores to one row's sums.
+#[inline(always)]
+fn finish(ens: &TreeEnsemble, out: &mut [f64]) {
+    for ((o, &d), &b) in out.iter_mut().zip(&ens.divisor).zip(&ens.base) {
+        if d > 0.0 {
+            *o /= d;
+        }
+        *o += b;
+    }
+}
+
+/// One row through every tree, [`ROW_TREES`] trees at a time; `x` holds the row's features.
+#[inline(always)]
+fn row_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], out: &mut [f64]) {
+    out.fill(0.0);
+    let nt = ens.n_targets;
+    let ld = ens.leaf_dim;
+    for &(a, b, d) in &ens.row_groups {
+        let (a, b) = (a as usize, b as usize);
+        let trees = &ens.roots[a..b];
+        let mut idx = [trees[0]; ROW_TREES];
+        idx[..trees.len()].copy_from_slice(trees);
+        for _ in 0..d {
+            for i in idx.iter_mut() {
+                *i = s.next(*i, x, 0);
+            }
+        }
+        if ld == 1 {
+            for (&i, &t) in idx.iter().zip(&ens.target[a..b]) {
+                out[t as usize] += ens.leaf[i as usize];
+            }
+        } else {
+            for &i in &idx[..b - a] {
+                let i = i as usize;
+                for (o, &v) in out.iter_mut().zip(&ens.leaf[i * nt..(i + 1) * nt]) {
+                    *o += v;
+                }
+            }
+        }
+    }
+    finish(ens, out);
+}
+
+pub(super) fn predict_row<E: Elem>(ens: &TreeEnsemble, x: &[E], out: &mut [f64]) {
+    with_step!(ens, s, row_walk(ens, &s, x, out))
+}
+
+/// Copies rows `row0..row0 + n` of the first `ens.n_features` columns into `dst`, row-major
+/// with row width `ens.width`, converting to `T`.
+fn gather<T: Prec>(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut [T]) {
+    let w = ens.width;
+    for (j, col) in x.columns().iter().take(ens.n_features).enumerate() {
+        let (off, st) = (col.offset + row0 * col.stride, col.stride);
+        let rows = dst[..n * w].chunks_exact_mut(w);
+        match col.data {
+            ColumnData::F32(d) => {
+                for (r, row) in rows.enumerate() {
+                    row[j] = T::from_elem(d[off + r * st]);
+                }
+            }
+            ColumnData::F64(d) => {
+                for (r, row) in rows.enumerate() {
+                    row[j] = T::from_elem(d[off + r * st]);
+                }
+            }
+        }
+    }
+    if ens.n_features == 0 {
+        dst[..n].fill(T::from_elem(f64::NAN));
+    }
+}
+
+/// The block kernel over `n` gathered rows `x` into `out` (`n × n_targets`).
+#[inline(always)]
+fn block_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], n: usize, out: &mut [f64]) {
+    let w = ens.width;
+    let nt = ens.n_targets;
+    let out = &mut out[..n * nt];
+    if n < 4 {
+        // Too few rows to overlap: walk several trees at once instead.
+        for (xr, o) in x.chunks_exact(w).zip(out.chunks_exact_mut(nt)).take(n) {
+            row_walk(ens, s, xr, o);
+        }
+        return;
+    }
+    out.fill(0.0);
+    let mut idx = [0u32; LANES];
+    for g in &ens.groups {
+        for lb in (0..n).step_by(LANES) {
+            let nl = LANES.min(n - lb);
+            let lanes = &mut idx[..nl];
+            let outb = &mut out[lb * nt..(lb + nl) * nt];
+            for k in g.clone() {
+                lanes.fill(ens.roots[k]);
+                for _ in 0..ens.depth[k] {
+                    for (l, i) in lanes.iter_mut().enumerate() {
+                        *i = s.next(*i, x, (lb + l) * w);
+                    }
+                }
+                if ens.leaf_dim == 1 {
+                    let t = ens.target[k] as usize;
+                    for (o, &i) in outb.chunks_exact_mut(nt).zip(lanes.iter()) {
+                        o[t] += ens.leaf[i as usize];
+                    }
+                } else {
+                    for (o, &i) in outb.chunks_exact_mut(nt).zip(lanes.iter()) {
+                        let i = i as usize;
+                        for (a, &v) in o.iter_mut().zip(&ens.leaf[i * nt..(i + 1) * nt]) {
+                            *a += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for o in out.chunks_exact_mut(nt) {
+        finish(ens, o);
+    }
+}
+
+pub(super) fn predict_batch(
+    ens: &TreeEnsemble,
+    x: &Batch<'_>,
+    rows: Range<usize>,
+    out: &mut [f64],
+    scratch: &mut TreeScratch,
+) {
+    let nt = ens.n_targets;
+    let w = ens.width;
+    let need = SUPER_ROWS * w;
+    let f32_block = matches!(ens.nodes, Nodes::F32(_));
+    if f32_block && scratch.x32.len() < need {
+        scratch.x32.resize(need, 0.0);
+    } else if !f32_block && scratch.x64.len() < need {
+        scratch.x64.resize(need, 0.0);
+    }
+    let mut r0 = rows.start;
+    for o in out.chunks_mut(SUPER_ROWS * nt) {
+        let n = o.len() / nt;
+        if f32_block {
+            gather(ens, x, r0, n, &mut scratch.x32);
+            with_step!(ens, s, block_walk(ens, &s, &scratch.x32, n, o));
+        } else {
+            gather(ens, x, r0, n, &mut scratch.x64);
+            with_step!(ens, s, block_walk(ens, &s, &scratch.x64, n, o));
+        }
+        r0 += n;
+    }
+}

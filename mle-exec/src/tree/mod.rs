@@ -1,0 +1,284 @@
+//! The `TreeEnsemble` operator: validated at compile time, laid out for speed, run over blocks
+//! of rows or one row at a time.
+//!
+//! # Semantics
+//!
+//! Exactly `docs/OPS.md` § `TreeEnsemble`. A numeric split with input `x`:
+//! 1. bit 4 (NaN is zero) and `x` NaN → `x = 0.0`;
+//! 2. `x` NaN, or (bit 3) `x == 0.0`, is missing and goes left when bit 1 is set, else right;
+//! 3. otherwise `x` rounded to `input_precision` is compared with the f64 threshold by
+//!    `comparison` (`lt`: left when `x < t`; `le`: left when `x <= t`).
+//!
+//! A categorical split (bit 2): NaN follows bit 1; otherwise `c` is `x` (rounded to
+//! `input_precision`) truncated toward zero; a negative `c`, a `c` beyond the node's bitset, or
+//! a non-member goes to the non-member side; a member goes to the side named by
+//! `categorical_members`.
+//!
+//! Output: `Y[n, t] = agg_t(Σ_k tree_weights[k] · leaf(k, n)[t]) + base_scores[t]`, the sum taken
+//! in tree order starting from 0.0 in f64, whatever the batch size, block sizes or thread count
+//! (so results are bit-identical between the batch and row paths). With `aggregate = average`
+//! each target is divided by the number of trees adding to it (`n_trees` for vector leaves); a
+//! target no tree adds to is not divided.
+//!
+//! # Layout and kernels
+//!
+//! At compile time every tree is laid out depth first (the left child immediately follows its
+//! parent, the right child's index is stored) into compact records: f32 threshold + feature +
+//! right child (12 bytes) for `input_precision = f32`, f64 threshold (16 bytes) for `f64`. The
+//! comparison is rewritten into `x <= t'` with `t'` in the input precision
+//! ([`threshold`] proves the rewrite exact), and LightGBM's "NaN is zero" (bit 4) is folded into
+//! the default direction (`NaN` goes where `0.0` goes), so the common models (XGBoost,
+//! scikit-learn, LightGBM without categorical features or zero-as-missing) run a kernel whose
+//! step is one load of the node, one load of the feature, one compare and one select. Leaves
+//! point to themselves, so a tree is walked in exactly its depth of steps with no leaf test.
+//! Models with categorical splits or bit 3 run a general kernel that follows the contract
+//! literally on f64 inputs. Leaf values (times the tree weight) are kept in a separate array.
+//!
+//! The batch kernel gathers a super-block of rows into a dense row-major scratch block (in the
+//! input precision), then for each cache-sized group of trees walks blocks of 64 rows through
+//! one tree at a time, keeping the 64 rows' node indices in a small array (64 independent
+//! dependency chains for the CPU to overlap). The single-row kernel walks 8 trees at a time for
+//! the same reason. Neither allocates.
+
+mod compile;
+mod kernel;
+pub mod threshold;
+
+use std::ops::Range;
+
+use crate::batch::Batch;
+use crate::error::ExecError;
+
+/// Largest tree depth accepted (longest root-to-leaf path in edges).
+pub const MAX_DEPTH: usize = 128;
+/// Largest `n_targets` accepted.
+pub const MAX_TARGETS: usize = 1 << 16;
+
+/// Node flag bits of the `flags` tensor (docs/OPS.md).
+pub mod flags {
+    /// The node is a leaf.
+    pub const LEAF: u8 = 1;
+    /// A missing value goes left.
+    pub const MISSING_LEFT: u8 = 1 << 1;
+    /// Categorical (set-membership) split.
+    pub const CATEGORICAL: u8 = 1 << 2;
+    /// `0.0` is a missing value (LightGBM `MissingType::Zero`).
+    pub const ZERO_IS_MISSING: u8 = 1 << 3;
+    /// NaN is replaced by `0.0` and compared (LightGBM `MissingType::None`).
+    pub const NAN_IS_ZERO: u8 = 1 << 4;
+    /// Every defined bit.
+    pub const ALL: u8 = LEAF | MISSING_LEFT | CATEGORICAL | ZERO_IS_MISSING | NAN_IS_ZERO;
+}
+
+/// Rows walked together through one tree by the batch kernel.
+pub(crate) const LANES: usize = 64;
+/// Rows gathered into the scratch block at a time.
+pub(crate) const SUPER_ROWS: usize = 512;
+/// Trees walked together by the single-row kernel.
+pub(crate) const ROW_TREES: usize = 8;
+
+/// One laid-out split node. `feat` holds the feature index in its low 31 bits and, in bit 31,
+/// whether a NaN goes left (fast kernels only); the left child is the next record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rec<T> {
+    pub thr: T,
+    pub feat: u32,
+    pub right: u32,
+}
+
+/// Bit 31 of [`Rec::feat`]: a NaN input goes left.
+pub(crate) const DL_BIT: u32 = 1 << 31;
+
+/// Per-node data of the general kernel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ext {
+    pub flags: u8,
+    pub cat_lo: u32,
+    pub cat_hi: u32,
+}
+
+/// The laid-out nodes, by kernel.
+pub(crate) enum Nodes {
+    /// Fast kernel, `input_precision = f32`.
+    F32(Vec<Rec<f32>>),
+    /// Fast kernel, `input_precision = f64`.
+    F64(Vec<Rec<f64>>),
+    /// General kernel (categorical splits or zero-is-missing): original thresholds and flags.
+    General {
+        recs: Vec<Rec<f64>>,
+        ext: Vec<Ext>,
+        cat_bits: Vec<u32>,
+    },
+}
+
+/// A compiled tree ensemble; immutable and shareable across threads.
+pub struct TreeEnsemble {
+    pub(crate) n_features: usize,
+    /// Row width of the scratch block: `max(n_features, 1)`.
+    pub(crate) width: usize,
+    pub(crate) n_targets: usize,
+    pub(crate) leaf_dim: usize,
+    pub(crate) nodes: Nodes,
+    /// Some node sends NaN left (fast kernels pick the variant without the NaN test otherwise).
+    pub(crate) any_dl: bool,
+    pub(crate) f32_precision: bool,
+    pub(crate) lt: bool,
+    pub(crate) members_left: bool,
+    /// Leaf values times the tree weight, `leaf_dim` per laid-out node.
+    pub(crate) leaf: Vec<f64>,
+    pub(crate) roots: Vec<u32>,
+    /// Steps to walk each tree (its depth).
+    pub(crate) depth: Vec<u32>,
+    /// Target each tree adds to (leaf_dim 1).
+    pub(crate) target: Vec<u32>,
+    /// Consecutive trees whose nodes fit in cache together.
+    pub(crate) groups: Vec<Range<usize>>,
+    /// Groups of up to [`ROW_TREES`] consecutive trees for the row kernel: (first, end, depth).
+    pub(crate) row_groups: Vec<(u32, u32, u32)>,
+    /// Per target: divide by this after summing (`average`), or 0.0 to leave the sum.
+    pub(crate) divisor: Vec<f64>,
+    pub(crate) base: Vec<f64>,
+}
+
+impl std::fmt::Debug for TreeEnsemble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeEnsemble")
+            .field("n_trees", &self.roots.len())
+            .field("n_nodes", &self.n_laid_out_nodes())
+            .field("n_features", &self.n_features)
+            .field("n_targets", &self.n_targets)
+            .field("kernel", &self.kernel_name())
+            .finish()
+    }
+}
+
+/// Per-thread scratch of the batch kernel; allocate once with [`TreeEnsemble::scratch`] and
+/// reuse across calls.
+#[derive(Debug, Clone, Default)]
+pub struct TreeScratch {
+    pub(crate) x32: Vec<f32>,
+    pub(crate) x64: Vec<f64>,
+}
+
+impl TreeEnsemble {
+    /// Validates a `TreeEnsemble` node of `file` against `n_features` input columns and lays
+    /// it out for the kernels. Every malformed array (wrong length or dtype, child out of range
+    /// or pointing backward, a node reached twice, feature out of range, tree deeper than
+    /// [`MAX_DEPTH`], bad categorical offsets, bad targets) is an [`ExecError::InvalidGraph`]
+    /// naming the model, the node and the bound; a missing tensor is an [`ExecError::Format`].
+    pub fn compile(
+        node: &mle_format::Node,
+        file: &mle_format::MleFile,
+        n_features: usize,
+    ) -> Result<TreeEnsemble, ExecError> {
+        compile::compile(node, file, n_features)
+    }
+
+    /// Columns of the output (`n_targets`).
+    pub fn n_targets(&self) -> usize {
+        self.n_targets
+    }
+
+    /// Number of input features the ensemble was compiled for.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Number of trees.
+    pub fn n_trees(&self) -> usize {
+        self.roots.len()
+    }
+
+    /// Which kernel runs this ensemble (`"fast-f32"`, `"fast-f64"` or `"general"`); for
+    /// diagnostics and benchmarks.
+    pub fn kernel_name(&self) -> &'static str {
+        match self.nodes {
+            Nodes::F32(_) => "fast-f32",
+            Nodes::F64(_) => "fast-f64",
+            Nodes::General { .. } => "general",
+        }
+    }
+
+    fn n_laid_out_nodes(&self) -> usize {
+        match &self.nodes {
+            Nodes::F32(r) => r.len(),
+            Nodes::F64(r) => r.len(),
+            Nodes::General { recs, .. } => recs.len(),
+        }
+    }
+
+    /// Scratch for [`TreeEnsemble::predict_batch`], sized once for the largest block.
+    pub fn scratch(&self) -> TreeScratch {
+        let n = SUPER_ROWS * self.width;
+        match self.nodes {
+            Nodes::F32(_) => TreeScratch {
+                x32: vec![0.0; n],
+                x64: Vec::new(),
+            },
+            _ => TreeScratch {
+                x32: Vec::new(),
+                x64: vec![0.0; n],
+            },
+        }
+    }
+
+    /// Predicts rows `rows` of `x` (whose first `n_features` columns are the features, f32 or
+    /// f64, NaN meaning missing) into `out`, row-major `[rows.len(), n_targets]`, overwriting
+    /// it. Allocation-free when `scratch` came from [`TreeEnsemble::scratch`] of this ensemble.
+    ///
+    /// # Panics
+    /// When `x` has fewer than `n_features` columns, `rows` is not within `x`'s rows, or `out`
+    /// is shorter than `rows.len() * n_targets` (the caller checks these once per batch).
+    pub fn predict_batch(
+        &self,
+        x: &Batch<'_>,
+        rows: Range<usize>,
+        out: &mut [f64],
+        scratch: &mut TreeScratch,
+    ) {
+        assert!(
+            x.n_columns() >= self.n_features,
+            "TreeEnsemble::predict_batch: {} columns, {} features expected",
+            x.n_columns(),
+            self.n_features
+        );
+        assert!(
+            rows.start <= rows.end && rows.end <= x.n_rows(),
+            "TreeEnsemble::predict_batch: rows {rows:?} outside a batch of {} rows",
+            x.n_rows()
+        );
+        let need = rows.len() * self.n_targets;
+        assert!(
+            out.len() >= need,
+            "TreeEnsemble::predict_batch: output holds {} values, {need} needed",
+            out.len()
+        );
+        kernel::predict_batch(self, x, rows, &mut out[..need], scratch);
+    }
+
+    /// Predicts one row of f64 features (`row.len() >= n_features`) into `out`
+    /// (`out.len() >= n_targets`, overwritten). No heap allocation.
+    ///
+    /// # Panics
+    /// When `row` or `out` is too short.
+    pub fn predict_row_f64(&self, row: &[f64], out: &mut [f64]) {
+        self.check_row(row.len(), out.len());
+        kernel::predict_row(self, &row[..self.n_features], &mut out[..self.n_targets]);
+    }
+
+    /// Predicts one row of f32 features; as [`TreeEnsemble::predict_row_f64`].
+    pub fn predict_row_f32(&self, row: &[f32], out: &mut [f64]) {
+        self.check_row(row.len(), out.len());
+        kernel::predict_row(self, &row[..self.n_features], &mut out[..self.n_targets]);
+    }
+
+    fn check_row(&self, row: usize, out: usize) {
+        assert!(
+            row >= self.n_features && out >= self.n_targets,
+            "TreeEnsemble::predict_row: row of {row} values and output of {out} for {} features and {} targets",
+            self.n_features,
+            self.n_targets
+        );
+    }
+}
