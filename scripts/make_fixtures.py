@@ -170,8 +170,11 @@ def xgb_predict(booster, X, task, objective, cat_features):
     return out
 
 
-def xgb_case(name, data, task, params, n_estimators=4, nan_frac=0.1, cat=(), rank=False, rf=False):
+def xgb_case(name, data, task, params, n_estimators=4, nan_frac=0.1, cat=(), rank=False, rf=False,
+             two_targets=False):
     X, y = dataset(data, nan_frac=nan_frac)
+    if two_targets:
+        y = np.stack([y, np.sqrt(y)], axis=1)
     if cat:
         X = with_categoricals(X, cat)
     if task == "binary" or task == "multiclass":
@@ -224,6 +227,9 @@ def make_xgboost():
     xgb_case("rf_binary", "breast_cancer", "binary",
              {"objective": "binary:logistic", "num_parallel_tree": 4, "subsample": 0.7,
               "colsample_bynode": 0.5, "eta": 1.0}, rf=True)
+    xgb_case("multi_quantile", "diabetes", "regression",
+             {"objective": "reg:quantileerror", "quantile_alpha": [0.2, 0.5, 0.8]})
+    xgb_case("multi_target", "diabetes", "regression", {"objective": "reg:squarederror"}, two_targets=True)
     xgb_case("count_poisson", "diabetes", "regression", {"objective": "count:poisson"})
     xgb_case("reg_gamma", "diabetes", "regression", {"objective": "reg:gamma"})
     xgb_case("reg_tweedie", "diabetes", "regression", {"objective": "reg:tweedie", "tweedie_variance_power": 1.3})
@@ -237,6 +243,10 @@ def make_xgboost():
     X, y = dataset("diabetes")
     b = xgb.train({"booster": "gblinear"}, xgb.DMatrix(X[:100], y[:100]), 2)
     b.save_model(os.path.join(XGB_DIR, "gblinear.json"))
+    # Another: vector-leaf trees (one tree for all targets).
+    b = xgb.train({"multi_strategy": "multi_output_tree", "tree_method": "hist", "max_depth": 2},
+                  xgb.DMatrix(X[:100], np.stack([y[:100], np.sqrt(y[:100])], axis=1)), 1)
+    b.save_model(os.path.join(XGB_DIR, "vector_leaf.json"))
 
 
 # ----------------------------------------------------------------------------- LightGBM

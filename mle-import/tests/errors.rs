@@ -335,3 +335,13 @@ fn mutated_models_never_panic() {
         eprintln!("{rel}: {} imported, {} errors", outcomes[0], outcomes[1]);
     }
 }
+
+#[test]
+fn vector_leaf_trees_are_unsupported_and_named() {
+    let e = xgb_err(&read("xgboost/vector_leaf.json"));
+    assert!(
+        e.contains("unsupported model: learner.gradient_booster.model.trees[0]: vector-leaf trees"),
+        "{e}"
+    );
+    assert!(e.contains("size_leaf_vector = 2"), "{e}");
+}

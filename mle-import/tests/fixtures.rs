@@ -235,3 +235,20 @@ fn metadata_names_features_and_framework() {
         Some(&mle_format::Attr::Str("average".into()))
     );
 }
+
+/// The LightGBM fixtures' edge rows make f64 comparison matter: the framework's predictions
+/// for the rows rounded to f32 differ from those for the f64 rows, and both are matched above.
+#[test]
+fn lightgbm_fixtures_tell_f64_from_f32_comparisons() {
+    let differing = fixtures("lightgbm", "txt")
+        .iter()
+        .filter(|(_, e)| {
+            let exp = load_expected(e);
+            exp.output != exp.output_f32
+        })
+        .count();
+    assert!(
+        differing >= 10,
+        "only {differing} LightGBM fixtures depend on f64 precision"
+    );
+}
