@@ -15,6 +15,11 @@
 //!   divides each class by its number of trees;
 //! - the `objective=` line decides the transform (`sigmoid:` scales the binary and
 //!   one-vs-all margins; the scale is folded into the tree weights).
+//!
+//! LightGBM reads any input with `|x| <= 1e-35` (`kZeroThreshold`) as 0. Thresholds inside
+//! that band are moved to its edge (see `zero_band_threshold`), which makes comparisons
+//! exact; one case remains: a `MissingType::Zero` node treats a nonzero `|x| <= 1e-35` as
+//! missing in LightGBM, while `flags` bit 3 of `docs/OPS.md` tests `x == 0.0`.
 
 use std::collections::HashMap;
 
