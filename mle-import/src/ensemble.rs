@@ -1,4 +1,4 @@
-//! The framework-neutral part of an import: trees in a per-tree form ([`LocalTree`]),
+//! The framework-neutral part of an import: trees in a per-tree form ([`LocalNode`] lists),
 //! flattened into the `TreeEnsemble` struct-of-arrays of `docs/OPS.md`, and the graph around
 //! it (post-transform, outputs, metadata).
 
