@@ -22,8 +22,16 @@ pub const KNOWN_REQUIRED: u32 = REQUIRED_COMPRESSED | REQUIRED_QUANTIZED;
 /// Optional flag: a signature section is present.
 pub const OPTIONAL_SIGNED: u32 = 1 << 0;
 
+/// Byte offset of the optional flags.
+pub const OPTIONAL_FLAGS_OFFSET: usize = 12;
+/// Byte offset of the total file size.
+pub const FILE_SIZE_OFFSET: usize = 16;
+/// Byte offset of the signature section's size in the section table.
+pub const SIGNATURE_SIZE_OFFSET: usize = 80;
 /// Byte offset of the signature CRC inside the header (zeroed in the signed message).
 pub const SIGNATURE_CRC_OFFSET: usize = 100;
+/// Byte offset of the reserved bytes (112..124): zero in version 1.0.
+pub const RESERVED_OFFSET: usize = 112;
 /// Byte offset of the header CRC.
 pub const HEADER_CRC_OFFSET: usize = 124;
 
@@ -106,6 +114,18 @@ impl Header {
             w.copy_from_slice(&b[at..at + 8]);
             u64::from_le_bytes(w)
         };
+        // The version comes before the header CRC: a future major version may lay out the
+        // rest of the header differently, and must be reported as a version mismatch.
+        let (major, minor) = (u16_at(4), u16_at(6));
+        if major != VERSION_MAJOR {
+            return Err(FormatError::VersionMismatch {
+                file: file.to_string(),
+                file_major: major,
+                file_minor: minor,
+                supported_major: VERSION_MAJOR,
+                supported_minor: VERSION_MINOR,
+            });
+        }
         let stored = u32_at(HEADER_CRC_OFFSET);
         let computed = crc32fast::hash(&b[..HEADER_CRC_OFFSET]);
         if stored != computed {
@@ -131,15 +151,6 @@ impl Header {
             crcs: [u32_at(88), u32_at(92), u32_at(96), u32_at(100)],
             weights_raw_size: u64_at(104),
         };
-        if h.major != VERSION_MAJOR {
-            return Err(FormatError::VersionMismatch {
-                file: file.to_string(),
-                file_major: h.major,
-                file_minor: h.minor,
-                supported_major: VERSION_MAJOR,
-                supported_minor: VERSION_MINOR,
-            });
-        }
         let unknown = h.required_flags & !KNOWN_REQUIRED;
         if unknown != 0 {
             return Err(FormatError::UnsupportedFeature {
@@ -148,7 +159,13 @@ impl Header {
                 known: KNOWN_REQUIRED,
             });
         }
-        if b[112..HEADER_CRC_OFFSET].iter().any(|&x| x != 0) {
+        // Reserved bytes are zero in the versions this reader knows; a newer minor version may
+        // use them for fields an older reader can safely ignore.
+        if h.minor.cmp(&VERSION_MINOR) != std::cmp::Ordering::Greater
+            && b[RESERVED_OFFSET..HEADER_CRC_OFFSET]
+                .iter()
+                .any(|&x| x != 0)
+        {
             return Err(corrupted(file, "reserved bytes 112..124 are not zero"));
         }
         if h.file_size != actual {

@@ -7,8 +7,8 @@ use std::path::Path;
 use ed25519_dalek::VerifyingKey;
 
 use crate::error::{FormatError, Result, Section};
-use crate::header::{Header, ALIGNMENT};
-use crate::ir::{DType, Graph, Quantization};
+use crate::header::{Header, ALIGNMENT, REQUIRED_QUANTIZED};
+use crate::ir::{Attr, DType, Graph, Quantization};
 use crate::metadata::Metadata;
 use crate::tensor::{cast_slice, AlignedBuf, Element, TensorView};
 
@@ -195,7 +195,7 @@ impl MleFile {
         } else {
             None
         };
-        let index = validate_graph(&graph, header.weights_raw_size, file)?;
+        let index = validate_graph(&graph, &header, file)?;
         Ok(MleFile {
             name,
             storage,
@@ -308,7 +308,7 @@ impl MleFile {
                     .map(|&x| x as f32)
                     .collect(),
             )),
-            (Some(Quantization::Fp16), DType::F16) => {
+            (None | Some(Quantization::Fp16), DType::F16) => {
                 let h: &[half::f16] = cast_slice(v.bytes)
                     .ok_or_else(|| self.tensor_error(name, "misaligned".into()))?;
                 Ok(Cow::Owned(h.iter().map(|x| x.to_f32()).collect()))
@@ -325,7 +325,9 @@ impl MleFile {
 }
 
 /// Checks every tensor descriptor against the weights blob and builds the name index.
-fn validate_graph(graph: &Graph, weights_len: u64, file: &str) -> Result<HashMap<String, usize>> {
+fn validate_graph(graph: &Graph, header: &Header, file: &str) -> Result<HashMap<String, usize>> {
+    let weights_len = header.weights_raw_size;
+    let quantized_flag = header.required_flags & REQUIRED_QUANTIZED != 0;
     let bad = |detail: String| corrupted(file, Section::Graph, detail);
     if graph.tensors.len() > MAX_TENSORS {
         return Err(bad(format!(
@@ -387,6 +389,12 @@ fn validate_graph(graph: &Graph, weights_len: u64, file: &str) -> Result<HashMap
         }
     }
     for t in &graph.tensors {
+        if t.quantization.is_some() && !quantized_flag {
+            return Err(bad(format!(
+                "tensor {:?} is quantized but the header's required flag `quantized` is not set",
+                t.name
+            )));
+        }
         match (&t.quantization, t.dtype) {
             (None, _) | (Some(Quantization::Fp16), DType::F16) => {}
             (Some(Quantization::Int8 { axis, scales }), DType::I8) => {
@@ -419,6 +427,18 @@ fn validate_graph(graph: &Graph, weights_len: u64, file: &str) -> Result<HashMap
                     "tensor {:?}: quantization {q:?} does not fit dtype {dt}",
                     t.name
                 )))
+            }
+        }
+    }
+    for node in &graph.nodes {
+        for (key, attr) in &node.attrs {
+            if let Attr::Tensor(name) = attr {
+                if !index.contains_key(name) {
+                    return Err(bad(format!(
+                        "node {:?} ({}): attribute {key:?} names tensor {name:?}, which is not in the weights section",
+                        node.name, node.op
+                    )));
+                }
             }
         }
     }

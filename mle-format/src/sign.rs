@@ -8,11 +8,12 @@
 
 use std::path::Path;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::error::{FormatError, Result, Section};
 use crate::header::{
-    Header, HEADER_CRC_OFFSET, HEADER_SIZE, OPTIONAL_SIGNED, SIGNATURE_CRC_OFFSET,
+    Header, FILE_SIZE_OFFSET, HEADER_CRC_OFFSET, HEADER_SIZE, OPTIONAL_FLAGS_OFFSET,
+    OPTIONAL_SIGNED, SIGNATURE_CRC_OFFSET, SIGNATURE_SIZE_OFFSET,
 };
 
 /// Size of an ED25519 signature section.
@@ -22,40 +23,67 @@ pub const SIGNATURE_DOMAIN: &[u8] = b"MLE-SIGNATURE-V1\0";
 
 pub use ed25519_dalek::{SigningKey as SecretKey, VerifyingKey as PublicKey};
 
-/// Builds the signed message of a file whose header (already carrying the signed flag and the
-/// signature section's place) is `header` and whose sections before the signature are `body`.
-fn message(header: &[u8; HEADER_SIZE], body: &[u8]) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(SIGNATURE_DOMAIN.len() + HEADER_CRC_OFFSET + body.len());
-    msg.extend_from_slice(SIGNATURE_DOMAIN);
+/// The header as it enters the signed message: its first 124 bytes with the signature CRC
+/// (bytes 100..104) set to zero.
+fn signed_header(header: &[u8; HEADER_SIZE]) -> [u8; HEADER_CRC_OFFSET] {
     let mut h = [0u8; HEADER_CRC_OFFSET];
     h.copy_from_slice(&header[..HEADER_CRC_OFFSET]);
     h[SIGNATURE_CRC_OFFSET..SIGNATURE_CRC_OFFSET + 4].fill(0);
-    msg.extend_from_slice(&h);
-    msg.extend_from_slice(body);
-    msg
+    h
+}
+
+fn put(header: &mut [u8; HEADER_SIZE], at: usize, bytes: &[u8]) {
+    if let Some(dst) = header.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
 }
 
 /// Signs a complete `.mle` file (signed or not) and returns the signed file. An existing
-/// signature is replaced. The file is fully validated first.
+/// signature is replaced. The header and the section checksums are validated first; every
+/// header byte other than the signed flag, the file size, the signature section's size and the
+/// two CRCs is kept as it was.
 pub fn sign_bytes(file_bytes: &[u8], key: &SigningKey, file: &str) -> Result<Vec<u8>> {
-    let mut h = Header::parse(file_bytes, file)?;
+    let h = Header::parse(file_bytes, file)?;
     crate::reader::verify_section_crcs(&h, file_bytes, file)?;
-    let body_end = h.sections[3].0 as usize; // == end of weights; checked by parse
+    let out_of_range = || FormatError::Corrupted {
+        file: file.to_string(),
+        section: Section::Header,
+        detail: "section table out of range".into(),
+    };
+    // The signature section starts where the weights end (checked by `Header::parse`).
+    let body_end = usize::try_from(h.sections[3].0).map_err(|_| out_of_range())?;
     let body = file_bytes
         .get(HEADER_SIZE..body_end)
-        .ok_or_else(|| FormatError::Corrupted {
-            file: file.to_string(),
-            section: Section::Header,
-            detail: "section table out of range".into(),
-        })?;
-    h.optional_flags |= OPTIONAL_SIGNED;
-    h.sections[3] = (body_end as u64, SIGNATURE_SIZE as u64);
-    h.file_size = (body_end + SIGNATURE_SIZE) as u64;
-    h.crcs[3] = 0;
-    let provisional = h.to_bytes();
-    let sig = key.sign(&message(&provisional, body)).to_bytes();
-    h.crcs[3] = crc32fast::hash(&sig);
-    let header = h.to_bytes();
+        .ok_or_else(out_of_range)?;
+    let mut header: [u8; HEADER_SIZE] = file_bytes
+        .get(..HEADER_SIZE)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(out_of_range)?;
+    let file_size = (body_end + SIGNATURE_SIZE) as u64;
+    put(
+        &mut header,
+        OPTIONAL_FLAGS_OFFSET,
+        &(h.optional_flags | OPTIONAL_SIGNED).to_le_bytes(),
+    );
+    put(&mut header, FILE_SIZE_OFFSET, &file_size.to_le_bytes());
+    put(
+        &mut header,
+        SIGNATURE_SIZE_OFFSET,
+        &(SIGNATURE_SIZE as u64).to_le_bytes(),
+    );
+    let mut msg = Vec::with_capacity(SIGNATURE_DOMAIN.len() + HEADER_CRC_OFFSET + body.len());
+    msg.extend_from_slice(SIGNATURE_DOMAIN);
+    msg.extend_from_slice(&signed_header(&header));
+    msg.extend_from_slice(body);
+    let sig = key.sign(&msg).to_bytes();
+    drop(msg);
+    put(
+        &mut header,
+        SIGNATURE_CRC_OFFSET,
+        &crc32fast::hash(&sig).to_le_bytes(),
+    );
+    let header_crc = crc32fast::hash(&header[..HEADER_CRC_OFFSET]);
+    put(&mut header, HEADER_CRC_OFFSET, &header_crc.to_le_bytes());
     let mut out = Vec::with_capacity(body_end + SIGNATURE_SIZE);
     out.extend_from_slice(&header);
     out.extend_from_slice(body);
@@ -71,6 +99,8 @@ pub fn verify_bytes(file_bytes: &[u8], key: &VerifyingKey, file: &str) -> Result
     verify_parsed(&h, file_bytes, key, file)
 }
 
+/// Verifies the signature of a file whose header `h` was parsed from `file_bytes`. The message
+/// is hashed in place (streamed), without copying the file.
 pub(crate) fn verify_parsed(
     h: &Header,
     file_bytes: &[u8],
@@ -82,13 +112,14 @@ pub(crate) fn verify_parsed(
             file: file.to_string(),
         });
     }
-    let (sig_off, _) = h.sections[3];
     let invalid = |detail: &str| FormatError::SignatureInvalid {
         file: file.to_string(),
         detail: detail.to_string(),
     };
+    let sig_off =
+        usize::try_from(h.sections[3].0).map_err(|_| invalid("signature offset out of range"))?;
     let sig_bytes: [u8; SIGNATURE_SIZE] = file_bytes
-        .get(sig_off as usize..)
+        .get(sig_off..)
         .and_then(|s| s.try_into().ok())
         .ok_or_else(|| invalid("signature section is not 64 bytes"))?;
     let header: &[u8; HEADER_SIZE] = file_bytes
@@ -96,11 +127,23 @@ pub(crate) fn verify_parsed(
         .and_then(|s| s.try_into().ok())
         .ok_or_else(|| invalid("file shorter than its header"))?;
     let body = file_bytes
-        .get(HEADER_SIZE..sig_off as usize)
+        .get(HEADER_SIZE..sig_off)
         .ok_or_else(|| invalid("section table out of range"))?;
+    if key.is_weak() {
+        return Err(invalid(
+            "the public key is a weak (small-order) ed25519 key",
+        ));
+    }
     let sig = Signature::from_bytes(&sig_bytes);
-    key.verify(&message(header, body), &sig)
-        .map_err(|_| invalid("the signature does not match this key and content (wrong key, or the file was modified after signing)"))
+    let mut verifier = key
+        .verify_stream(&sig)
+        .map_err(|_| invalid("the signature is malformed"))?;
+    verifier.update(SIGNATURE_DOMAIN);
+    verifier.update(signed_header(header));
+    verifier.update(body);
+    verifier.finalize_and_verify().map_err(|_| {
+        invalid("the signature does not match this key and content (wrong key, or the file was modified after signing)")
+    })
 }
 
 /// Generates a new random signing key.

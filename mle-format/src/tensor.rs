@@ -2,6 +2,11 @@
 
 use crate::ir::{DType, TensorDesc};
 
+// Tensors are stored little-endian and viewed in place; a big-endian host would need a
+// byte-swapping reader, which this crate does not have.
+#[cfg(target_endian = "big")]
+compile_error!("mle-format reads tensors in place and supports little-endian targets only");
+
 /// A plain element type that can be stored in a tensor.
 ///
 /// # Safety

@@ -10,6 +10,7 @@ use crate::header::{
 };
 use crate::ir::{DType, Graph, Node, Quantization, TensorDesc, ValueInfo};
 use crate::metadata::Metadata;
+use crate::reader::{DECOMPRESS_SLACK, MAX_COMPRESSION_RATIO};
 use crate::tensor::{as_bytes, Element};
 
 /// Quantization applied to float weight tensors added with [`ModelBuilder::add_weight`].
@@ -151,6 +152,16 @@ impl ModelBuilder {
             match (&t.weight, opts.quantization) {
                 (Some(w), Some(QuantMode::Fp16)) => {
                     quantized = true;
+                    if let Some((i, x)) = w
+                        .iter()
+                        .enumerate()
+                        .find(|(_, x)| x.is_finite() && x.abs() > f32::from(half::f16::MAX))
+                    {
+                        return Err(FormatError::Build(format!(
+                            "fp16 quantization of tensor {:?}: element {i} = {x} is outside the f16 range (±65504)",
+                            t.name
+                        )));
+                    }
                     let h: Vec<half::f16> = w.iter().map(|&x| half::f16::from_f32(x)).collect();
                     descs.push(push(
                         &mut blob,
@@ -189,6 +200,13 @@ impl ModelBuilder {
                 _ => descs.push(push(&mut blob, &t.name, t.dtype, &t.shape, &t.bytes, None)),
             }
         }
+        let mut seen = std::collections::HashSet::with_capacity(descs.len());
+        if let Some(dup) = descs.iter().find(|d| !seen.insert(d.name.as_str())) {
+            return Err(FormatError::Build(format!(
+                "tensor name {:?} is used twice (int8 scales are named `<weight>.__scales`)",
+                dup.name
+            )));
+        }
         let graph = Graph {
             inputs: self.inputs.clone(),
             outputs: self.outputs.clone(),
@@ -205,8 +223,12 @@ impl ModelBuilder {
         graph_json.resize(graph_json.len() + pad, b' ');
         let raw_size = blob.len() as u64;
         let stored = match opts.compression {
-            Some(level) => zstd::bulk::compress(&blob, level)
-                .map_err(|e| FormatError::Build(format!("zstd compression failed: {e}")))?,
+            Some(level) => {
+                let mut z = zstd::bulk::compress(&blob, level)
+                    .map_err(|e| FormatError::Build(format!("zstd compression failed: {e}")))?;
+                pad_to_ratio_cap(&mut z, raw_size);
+                z
+            }
             None => blob,
         };
         let mut h = Header {
@@ -255,6 +277,27 @@ impl ModelBuilder {
     }
 }
 
+/// Readers refuse a weights section that expands more than
+/// [`MAX_COMPRESSION_RATIO`]× (+ [`DECOMPRESS_SLACK`]); data that compresses better (long runs
+/// of zeros) is padded with zstd skippable frames, which every zstd decoder skips, so that the
+/// file stays readable.
+fn pad_to_ratio_cap(z: &mut Vec<u8>, raw_size: u64) {
+    const SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
+    const FRAME_HEADER: u64 = 8;
+    let needed = raw_size
+        .saturating_sub(DECOMPRESS_SLACK)
+        .div_ceil(MAX_COMPRESSION_RATIO);
+    while (z.len() as u64) < needed {
+        let deficit = needed - z.len() as u64;
+        let content = deficit
+            .saturating_sub(FRAME_HEADER)
+            .min(u64::from(u32::MAX));
+        z.extend_from_slice(&SKIPPABLE_MAGIC.to_le_bytes());
+        z.extend_from_slice(&(content as u32).to_le_bytes());
+        z.resize(z.len() + content as usize, 0);
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source| FormatError::Io {
@@ -280,10 +323,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        drop(f);
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(io)
+    result.map_err(io)?;
+    // Make the rename itself durable (best effort: not every platform can sync a directory).
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
