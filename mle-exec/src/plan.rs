@@ -206,6 +206,9 @@ fn unit_of(dtype: DType, width: usize) -> usize {
     (width * dtype.size()).div_ceil(8) * 8
 }
 
+/// A weight tensor's values and shape.
+type Weights<T> = (Vec<T>, Vec<usize>);
+
 /// Error helpers bound to a node.
 struct Ctx<'a> {
     model: &'a str,
@@ -280,11 +283,7 @@ impl Ctx<'_> {
     }
 
     /// A float tensor attribute as f64 with its shape (f32/f16/int8 widened exactly).
-    fn tensor_f64(
-        &self,
-        file: &MleFile,
-        key: &str,
-    ) -> Result<Option<(Vec<f64>, Vec<usize>)>, ExecError> {
+    fn tensor_f64(&self, file: &MleFile, key: &str) -> Result<Option<Weights<f64>>, ExecError> {
         let Some(name) = self.tensor_name(key)? else {
             return Ok(None);
         };
@@ -309,11 +308,7 @@ impl Ctx<'_> {
     }
 
     /// A float tensor attribute as f32 (dequantized at compile time).
-    fn tensor_f32(
-        &self,
-        file: &MleFile,
-        key: &str,
-    ) -> Result<Option<(Vec<f32>, Vec<usize>)>, ExecError> {
+    fn tensor_f32(&self, file: &MleFile, key: &str) -> Result<Option<Weights<f32>>, ExecError> {
         let Some(name) = self.tensor_name(key)? else {
             return Ok(None);
         };
@@ -931,8 +926,7 @@ impl<'f> Compiler<'f> {
                         reshape_dims(&ctx, shape, width)?
                     }
                 };
-                let o = self.new_alias(out_name, ins[0], odims);
-                o
+                self.new_alias(out_name, ins[0], odims)
             }
             "Cast" => {
                 n_in(1)?;
