@@ -19,7 +19,7 @@ ZSTD_LEVEL = 9
 
 #: Validation tolerances ``(rtol, atol)`` by quantization: an output value passes when
 #: ``|mle - framework| <= atol + rtol * |framework|``. For quantized models ``atol`` is
-#: relative to the largest framework output magnitude (see docs in tests/python).
+#: scaled by the largest framework output magnitude (at least 1).
 TOLERANCES = {None: (1e-5, 1e-6), "fp16": (1e-2, 1e-2), "int8": (5e-2, 5e-2)}
 
 FRAMEWORKS = ["scikit-learn", "xgboost", "lightgbm", "pytorch"]
@@ -123,9 +123,10 @@ def compare_outputs(reference: dict, got: dict, quantization=None) -> dict:
         err = np.abs(m - r)
         err = np.where(np.isnan(m) & np.isnan(r), 0.0, err)
         rel = err / (np.abs(r) + 1e-8)
-        a = atol
-        if quantization is not None:
-            a = atol * max(float(np.nanmax(np.abs(r))) if r.size else 0.0, 1.0)
+        # "near zero" is relative to the output's scale: float32 models (PyTorch, XGBoost)
+        # round sums at ~1e-7 of their largest terms.
+        finite = np.abs(r[np.isfinite(r)])
+        a = atol * max(float(finite.max()) if finite.size else 0.0, 1.0)
         ok = bool(np.all(err <= a + rtol * np.abs(r)))
         passed &= ok
         figures = {

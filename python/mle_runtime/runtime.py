@@ -32,7 +32,7 @@ def _as_matrix(x, n_features: int, feature_names: list[str]) -> np.ndarray:
                 f"a 1-D input is one row and must have {n_features} values, got {arr.shape[0]}")
         arr = arr.reshape(1, -1)
     elif arr.ndim != 2:
-        if arr.ndim > 2 and arr.shape[0] > 0:
+        if arr.ndim > 2 and arr.size > 0:
             arr = arr.reshape(arr.shape[0], -1)
         else:
             raise InputError(f"input must be 1-D or 2-D, got shape {arr.shape}")

@@ -73,12 +73,12 @@ def _unsupported(est, why: str = "") -> UnsupportedModelError:
 
 
 def _emit_transformer(est, g: Graph, v: str) -> str:
-    name = type(est).__name__
+    name = _known_name(est)
     v = g.cast(v, "f64")
     w = g.width(v)
     if name == "StandardScaler":
-        offset = est.mean_ if est.mean_ is not None else np.zeros(w)
-        scale = 1.0 / est.scale_ if est.scale_ is not None else np.ones(w)
+        offset = est.mean_ if est.with_mean and est.mean_ is not None else np.zeros(w)
+        scale = 1.0 / est.scale_ if est.with_std and est.scale_ is not None else np.ones(w)
         return _scaler(g, v, offset, scale)
     if name == "MinMaxScaler":
         # y = x * scale_ + min_  ==  (x - (-min_ / scale_)) * scale_
@@ -90,8 +90,9 @@ def _emit_transformer(est, g: Graph, v: str) -> str:
     if name == "MaxAbsScaler":
         return _scaler(g, v, np.zeros(w), 1.0 / est.scale_)
     if name == "RobustScaler":
-        offset = est.center_ if est.center_ is not None else np.zeros(w)
-        scale = 1.0 / est.scale_ if est.scale_ is not None else np.ones(w)
+        offset = est.center_ if est.with_centering and est.center_ is not None \
+            else np.zeros(w)
+        scale = 1.0 / est.scale_ if est.with_scaling and est.scale_ is not None else np.ones(w)
         return _scaler(g, v, offset, scale)
     if name == "SimpleImputer":
         if est.add_indicator:
@@ -148,7 +149,7 @@ def _emit_linear_regressor(est, g: Graph, v: str) -> dict:
 
 
 def _emit_linear_classifier(est, g: Graph, v: str) -> dict:
-    name = type(est).__name__
+    name = _known_name(est)
     n_classes = len(est.classes_)
     dec = _linear(g, v, est.coef_, est.intercept_)
     outs = {}
@@ -271,7 +272,7 @@ def _class_fractions(tree):
 
 
 def _emit_forest(est, g: Graph, v: str) -> dict:
-    name = type(est).__name__
+    name = _known_name(est)
     is_clf = name.endswith("Classifier")
     trees_list = [est] if name.startswith("DecisionTree") else list(est.estimators_)
     if is_clf:
@@ -295,7 +296,7 @@ def _emit_forest(est, g: Graph, v: str) -> dict:
 
 
 def _emit_gradient_boosting(est, g: Graph, v: str) -> dict:
-    name = type(est).__name__
+    name = _known_name(est)
     if not (isinstance(est.init_, str) and est.init_ == "zero") and type(
         est.init_
     ).__name__ not in ("DummyClassifier", "DummyRegressor"):
@@ -329,7 +330,7 @@ def _emit_gradient_boosting(est, g: Graph, v: str) -> dict:
 
 
 def _emit_hist_gradient_boosting(est, g: Graph, v: str) -> dict:
-    name = type(est).__name__
+    name = _known_name(est)
     k = int(est.n_trees_per_iteration_)
     known, f_idx_map = None, None
     if est.is_categorical_ is not None and np.any(est.is_categorical_):
@@ -379,7 +380,7 @@ _MLP_ACT = {"relu": "Relu", "logistic": "Sigmoid", "tanh": "Tanh", "identity": N
 
 
 def _emit_mlp(est, g: Graph, v: str, quantized: bool) -> dict:
-    name = type(est).__name__
+    name = _known_name(est)
     if est.activation not in _MLP_ACT:
         raise _unsupported(est, f"activation {est.activation!r} is not supported")
     dt = "f32" if quantized else "f64"
@@ -416,9 +417,17 @@ def _emit_mlp(est, g: Graph, v: str, quantized: bool) -> dict:
 # dispatch
 
 
+def _known_name(est) -> str:
+    """The supported scikit-learn class ``est`` is (or derives from)."""
+    for cls in type(est).__mro__:
+        if cls.__name__ in SUPPORTED and (cls.__module__ or "").startswith("sklearn."):
+            return cls.__name__
+    return type(est).__name__
+
+
 def _emit(est, g: Graph, v: str, quantized: bool):
     """Emits ``est``; returns ``("transform", value)`` or ``("final", {name: value})``."""
-    name = type(est).__name__
+    name = _known_name(est)
     if name in _TRANSFORMERS:
         return "transform", _emit_transformer(est, g, v)
     if name in _LINEAR_REGRESSORS:
@@ -438,7 +447,7 @@ def _emit(est, g: Graph, v: str, quantized: bool):
 
 
 def _steps(model):
-    if type(model).__name__ == "Pipeline":
+    if _known_name(model) == "Pipeline":
         out = []
         for _, step in model.steps:
             if step is None or (isinstance(step, str) and step == "passthrough"):
@@ -497,7 +506,7 @@ def export(model, *, feature_names=None, quantization=None, user_metadata=None, 
     for name in order:
         if name in outs:
             g.output(outs[name], name)
-    kind = "transformer" if "prediction" in outs and type(final).__name__ in _TRANSFORMERS \
+    kind = "transformer" if "prediction" in outs and _known_name(final) in _TRANSFORMERS \
         else None
     if clf:
         task = "binary" if len(final.classes_) == 2 else "multiclass"
@@ -519,6 +528,11 @@ def export(model, *, feature_names=None, quantization=None, user_metadata=None, 
         meta["user"]["mle.kind"] = kind
 
     def reference(x):
+        # scikit-learn keeps float32 inputs in float32 in some transformers; the runtime
+        # widens them exactly and computes in f64, so the reference sees the same values
+        # as f64 (trees round to f32 either way).
+        if isinstance(x, np.ndarray) and x.dtype == np.float32:
+            x = x.astype(np.float64)
         ref = {}
         if clf:
             ref["label"] = model.predict(x)

@@ -224,7 +224,7 @@ def export(model, *, input_shape=None, feature_names=None, quantization=None,
                         raise _unsupported(f"torch.cat over dim {dim} (only dim=1)")
                     r = g.node("Concat", [val(t) for t in tensors], "f32", width(node), axis=1)
                 else:
-                    fname = getattr(f, "__qualname__", None) or str(f)
+                    fname = getattr(f, "__name__", None) or str(f)
                     kind = "method" if node.op == "call_method" else "function"
                     raise _unsupported(f"{kind} {fname}")
                 env[node.name] = r
