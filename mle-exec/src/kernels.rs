@@ -8,6 +8,9 @@ use crate::real::Real;
 /// Below this many rows the dense kernel uses its own dot-product loops (no packing, no
 /// allocation) instead of the blocked GEMM.
 const GEMM_MIN_ROWS: usize = 8;
+/// Dense layers with at most this many outputs (linear models, output layers) skip the blocked
+/// GEMM, whose micro-kernel tiles would be mostly padding.
+const AXPY_MAX_OUTPUTS: usize = 4;
 
 /// Applies `act` (after adding `bias`) to every element of `row`.
 #[inline]
@@ -118,14 +121,16 @@ pub(crate) fn dense<T: Real>(d: &Dense<T>, x: &[T], y: &mut [T], n: usize) {
             for (yi, wrow) in yg.iter_mut().zip(d.w.chunks_exact(k)) {
                 *yi = dot(wrow, xg);
             }
-        } else if n < GEMM_MIN_ROWS {
+        } else if n < GEMM_MIN_ROWS || m <= AXPY_MAX_OUTPUTS {
+            // Few rows or few outputs: each output row accumulates `w[mi, ki] · X[ki, :]`
+            // over contiguous input rows (vectorized across rows, no packing).
             for (mi, wrow) in d.w.chunks_exact(k).enumerate() {
-                for r in 0..n {
-                    let mut acc = T::ZERO;
-                    for (ki, &w) in wrow.iter().enumerate() {
-                        acc += w * xg[ki * n + r];
+                let yr = &mut yg[mi * n..(mi + 1) * n];
+                yr.fill(T::ZERO);
+                for (ki, &w) in wrow.iter().enumerate() {
+                    for (o, &v) in yr.iter_mut().zip(&xg[ki * n..(ki + 1) * n]) {
+                        *o += w * v;
                     }
-                    yg[mi * n + r] = acc;
                 }
             }
         } else {
