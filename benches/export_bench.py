@@ -19,10 +19,9 @@ import time
 import warnings
 
 import joblib
+import mle_runtime as mle
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
-
-import mle_runtime as mle
 
 REPEATS = 5
 
@@ -102,53 +101,52 @@ def models():
         pass
 
 
+def measure(name: str, model, x, d: str) -> tuple:
+    path = os.path.join(d, "m.mle")
+    cpath = os.path.join(d, "mc.mle")
+    jpath = os.path.join(d, "m.joblib")
+    jcpath = os.path.join(d, "mc.joblib")
+    sample = x[:64]
+    t_export = median_time(
+        lambda: mle.export_model(model, path, sample_input=sample, validate=False)
+    )
+    t_export_c = median_time(
+        lambda: mle.export_model(
+            model, cpath, sample_input=sample, compression=True, validate=False
+        )
+    )
+    t_joblib = median_time(lambda: joblib.dump(model, jpath))
+    joblib.dump(model, jcpath, compress=3)
+    t_load = median_time(lambda: mle.load_model(path), repeats=20)
+    t_load_c = median_time(lambda: mle.load_model(cpath), repeats=20)
+    t_jload = median_time(lambda: joblib.load(jpath), repeats=20)
+    ref = np.asarray(model.predict(x))
+    ours = np.asarray(mle.load_model(path).predict(x))
+    same = bool(np.all(ref == ours)) or bool(np.allclose(ref, ours, rtol=1e-5))
+    kib = [os.path.getsize(p) / 1024 for p in (path, cpath, jpath, jcpath)]
+    return (
+        name,
+        t_export * 1e3,
+        t_export_c * 1e3,
+        kib[0],
+        kib[1],
+        t_joblib * 1e3,
+        kib[2],
+        kib[3],
+        t_load * 1e3,
+        t_load_c * 1e3,
+        t_jload * 1e3,
+        same,
+    )
+
+
 def main() -> None:
-    rows = []
     with tempfile.TemporaryDirectory() as d:
-        for name, model, x in models():
-            path = os.path.join(d, "m.mle")
-            cpath = os.path.join(d, "mc.mle")
-            jpath = os.path.join(d, "m.joblib")
-            jcpath = os.path.join(d, "mc.joblib")
-            sample = x[:64]
-            t_export = median_time(
-                lambda: mle.export_model(model, path, sample_input=sample, validate=False)
-            )
-            t_export_c = median_time(
-                lambda: mle.export_model(
-                    model, cpath, sample_input=sample, compression=True, validate=False
-                )
-            )
-            t_joblib = median_time(lambda: joblib.dump(model, jpath))
-            joblib.dump(model, jcpath, compress=3)
-            t_load = median_time(lambda: mle.load_model(path), repeats=20)
-            t_load_c = median_time(lambda: mle.load_model(cpath), repeats=20)
-            t_jload = median_time(lambda: joblib.load(jpath), repeats=20)
-            rt = mle.load_model(path)
-            ref = model.predict(x)
-            ours = rt.predict(x)
-            same = bool(np.all(np.asarray(ref) == np.asarray(ours))) or bool(
-                np.allclose(ref, ours, rtol=1e-5)
-            )
-            rows.append(
-                (
-                    name,
-                    t_export * 1e3,
-                    t_export_c * 1e3,
-                    os.path.getsize(path) / 1024,
-                    os.path.getsize(cpath) / 1024,
-                    t_joblib * 1e3,
-                    os.path.getsize(jpath) / 1024,
-                    os.path.getsize(jcpath) / 1024,
-                    t_load * 1e3,
-                    t_load_c * 1e3,
-                    t_jload * 1e3,
-                    same,
-                )
-            )
+        rows = [measure(name, model, x, d) for name, model, x in models()]
     print(
         "| model | export ms | export zstd ms | .mle KiB | .mle zstd KiB | joblib.dump ms "
-        "| joblib KiB | joblib compress=3 KiB | load ms | load zstd ms | joblib.load ms | same predictions |"
+        "| joblib KiB | joblib compress=3 KiB | load ms | load zstd ms | joblib.load ms "
+        "| same predictions |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
