@@ -60,8 +60,9 @@
 //! dimension is the batch. Inside the executor, values are stored **feature-major** per chunk
 //! of rows: `width = d1·..·dk` rows of `n` contiguous elements. Columnar input (Arrow buffers)
 //! is therefore copied column by column with no transpose, dense layers run as
-//! `Y[M, n] = W[M, K] · X[K, n]` through a blocked GEMM (`matrixmultiply`; below 8 rows, a
-//! dot-product kernel that never allocates), and per-feature operations sweep contiguous memory.
+//! `Y[M, n] = W[M, K] · X[K, n]` through a blocked GEMM (`matrixmultiply`), except for one row
+//! (8-lane dot products), fewer than 8 rows or at most 4 outputs (row-wise axpy over contiguous
+//! input rows) — these never allocate. Per-feature operations sweep contiguous memory.
 //! Outputs are returned row-major.
 //!
 //! ## Compilation
@@ -121,8 +122,10 @@
 //! | `ArgMax` | index of the first maximum of `[N, C]` as i64; NaN never wins (an all-NaN row gives 0) |
 //! | `Threshold` | `x > threshold ? 1 : 0` as i64 (`threshold` required; NaN gives 0) |
 //!
-//! Classifier outputs are class *indices*; front ends map them to
-//! `metadata.output.class_labels`.
+//! Linear classifiers are compositions: binary `LinearModel → Sigmoid → BinaryToProba` (and
+//! `Threshold` for the label), one-vs-rest `LinearModel → Sigmoid → Normalizer(l1)`,
+//! multinomial `LinearModel → Softmax` (and `ArgMax`). Classifier outputs are class *indices*;
+//! front ends map them to `metadata.output.class_labels` (integer or string labels).
 
 #![warn(missing_docs)]
 

@@ -831,3 +831,49 @@ fn peak_memory_reflects_the_plan_and_reuses_buffers() {
         "batches are processed in chunks"
     );
 }
+
+#[test]
+fn one_vs_rest_linear_classifier() {
+    let mut rng = Rng(61);
+    let (f, c) = (5, 3);
+    let coef = rng.vec(c * f, -1.0, 1.0);
+    let icpt = rng.vec(c, -0.5, 0.5);
+    let model = build(
+        f,
+        DType::F32,
+        vec![
+            Node::new("lin", "LinearModel", &["X"], &["m"])
+                .with("coef", tensor("coef"))
+                .with("intercept", tensor("icpt")),
+            Node::new("sg", "Sigmoid", &["m"], &["s"]),
+            Node::new("nrm", "Normalizer", &["s"], &["probabilities"])
+                .with("norm", Attr::Str("l1".into())),
+            Node::new("am", "ArgMax", &["probabilities"], &["label"]),
+        ],
+        vec![
+            ("coef", T::F64(vec![c as u64, f as u64], coef.clone())),
+            ("icpt", T::F64(vec![c as u64], icpt.clone())),
+        ],
+        vec![
+            vi("label", DType::I64, &[-1]),
+            vi("probabilities", DType::F64, &[-1, c as i64]),
+        ],
+    )
+    .unwrap();
+    let reference = |x: &[f64]| {
+        // The graph input is f32: the framework saw f32-rounded features.
+        let s: Vec<f64> = (0..c)
+            .map(|t| sigmoid(icpt[t] + (0..f).map(|j| r32(x[j]) * coef[t * f + j]).sum::<f64>()))
+            .collect();
+        let total: f64 = s.iter().sum();
+        let p: Vec<f64> = s.iter().map(|v| v / total).collect();
+        let mut best = 0;
+        for k in 1..c {
+            if p[k] > p[best] || (p[best].is_nan() && !p[k].is_nan()) {
+                best = k;
+            }
+        }
+        vec![vec![best as f64], p]
+    };
+    run_all(model, f, &reference, 1e-12, 1300);
+}
