@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Creates the side-by-side benchmark venv (separate from the project's test venv so that one
+# stays small) with the peers pinned, and installs mle_runtime into it in release mode.
+#
+#   benches/compare/setup.sh            # venv at ${MLE_BENCH_VENV:-$HOME/.cache/mle-bench-venv}
+#
+# torch: see below.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VENV="${MLE_BENCH_VENV:-$HOME/.cache/mle-bench-venv}"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+pip() { "$VENV/bin/python" -m pip "$@"; }
+pip install -q --upgrade pip
+
+# Every version resolved together on Python 3.11 (2026-11); keep them in step.
+pip install -q -r benches/compare/requirements.txt
+# torch: first without dependencies (the CPU path may work without the ~4.9 GB of CUDA
+# wheels); when the probe fails (torch 2.15 preloads libcudart/cuBLAS at import), the normal
+# install with its CUDA wheels.
+probe() {
+  "$VENV/bin/python" - <<'PY'
+import torch
+y = torch.nn.Linear(2, 2)(torch.zeros(1, 2))
+assert tuple(y.shape) == (1, 2), y.shape
+print("torch", torch.__version__, "CPU forward ok")
+PY
+}
+if ! probe 2>/dev/null; then
+  pip install -q --no-deps torch==2.15.0
+  if ! probe 2>/dev/null; then
+    echo "torch without its CUDA dependencies does not import; installing them (~4.9 GB)" >&2
+    pip install -q torch==2.15.0
+    probe
+  fi
+fi
+
+# Our package: a release wheel installed into this venv (not `maturin develop`, which would
+# put the extension into the shared source tree). The benchmark measures the optimised build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mle-bench-target}"
+WHEELS="$CARGO_TARGET_DIR/wheels"
+rm -f "$WHEELS"/mle_runtime-*.whl
+"$VENV/bin/maturin" build --release -q -i "$VENV/bin/python" -o "$WHEELS"
+pip install -q --force-reinstall --no-deps "$WHEELS"/mle_runtime-*.whl
+(cd /tmp && "$VENV/bin/python" -c "import mle_runtime; print('mle_runtime', mle_runtime.__version__, mle_runtime.__file__)")
+
+# The Rust CLI for the `mle bench` column (optional: MLE_BENCH_NO_CLI=1 skips it).
+if [ -z "${MLE_BENCH_NO_CLI:-}" ]; then
+  cargo build --release -q -p mle-cli
+  echo "mle CLI: $CARGO_TARGET_DIR/release/mle"
+fi
