@@ -16,6 +16,8 @@ if [ -z "$(ls -A "$corpus" 2>/dev/null)" ]; then
 fi
 cd "$root/fuzz"
 export RUSTC_BOOTSTRAP="${RUSTC_BOOTSTRAP:-1}"
+# Build at a moderate priority, fuzz at the lowest (the machine is shared).
+nice -n 10 cargo fuzz build "$target"
 exec nice -n 19 cargo fuzz run "$target" "$corpus" -- \
     -max_total_time="$seconds" -jobs=1 -workers=1 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1

@@ -36,7 +36,7 @@ impl std::fmt::Display for Section {
 #[derive(Debug, Error)]
 pub enum FormatError {
     /// The file is shorter than a structure it must contain.
-    #[error("{file}: truncated: the {section} needs {needed} bytes but the file has {actual}")]
+    #[error("{file}: truncated in the {section}: the file needs {needed} bytes but has {actual}")]
     Truncated {
         /// File name (or `<memory>`).
         file: String,

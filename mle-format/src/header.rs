@@ -170,9 +170,16 @@ impl Header {
         }
         if h.file_size != actual {
             return Err(if h.file_size > actual {
+                // Name the first section the missing bytes cut into.
+                let section = h
+                    .sections
+                    .iter()
+                    .position(|&(off, size)| off.saturating_add(size) > actual)
+                    .and_then(|i| SECTIONS.get(i).copied())
+                    .unwrap_or(Section::Header);
                 FormatError::Truncated {
                     file: file.to_string(),
-                    section: Section::Header,
+                    section,
                     needed: h.file_size,
                     actual,
                 }

@@ -222,7 +222,14 @@ fn errors_name_the_file_section_and_bound() {
     let err = MleFile::from_bytes(&good[..100], "short.mle", &ReadOptions::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "short.mle: truncated: the header needs 128 bytes but the file has 100"
+        "short.mle: truncated in the header: the file needs 128 bytes but has 100"
+    );
+    let err = MleFile::from_bytes(&good[..good.len() - 10], "cut.mle", &ReadOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, FormatError::Truncated { section: Section::Weights, needed, actual, .. }
+            if needed == good.len() as u64 && actual == needed - 10),
+        "{err}"
     );
     let err = MleFile::from_bytes(b"PK\x03\x04", "zip.mle", &ReadOptions::default()).unwrap_err();
     assert!(matches!(err, FormatError::BadMagic { found, .. } if &found == b"PK\x03\x04"));
