@@ -82,18 +82,29 @@ struct Fast<'a, T, const DL: bool> {
 impl<T: Prec, const DL: bool> Step for Fast<'_, T, DL> {
     #[inline(always)]
     fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32 {
-        let n = self.recs[i as usize];
-        let v = T::from_elem(x[off + (n.feat & !DL_BIT) as usize]);
+        debug_assert!((i as usize) < self.recs.len());
+        // SAFETY: `i` is a laid-out node index: a root, the successor of an internal node (its
+        // left child is laid out right after it), a right child, or a leaf's own index (a leaf
+        // compares against NaN without the NaN bit, so it goes "right" to itself). compile()
+        // built all of these inside `recs`.
+        let n = unsafe { *self.recs.get_unchecked(i as usize) };
+        let j = off + (n.feat & !DL_BIT) as usize;
+        debug_assert!(j < x.len());
+        // SAFETY: the feature index of every record is below n_features (checked by compile;
+        // leaves hold 0), and callers pass `x` holding the row's n_features values from `off`:
+        // a row of at least n_features (predict_row) or a block of rows of width
+        // max(n_features, 1) with `off` a row start inside it (block_walk). With
+        // n_features = 0 every tree is a single leaf of depth 0 and no step runs.
+        let v = T::from_elem(unsafe { *x.get_unchecked(j) });
         let left = if DL {
             (v <= n.thr) | ((n.feat & DL_BIT != 0) & v.is_nan())
         } else {
             v <= n.thr
         };
-        if left {
-            i + 1
-        } else {
-            n.right
-        }
+        // Branch-free select: `left ? i + 1 : right` (the condition is data-dependent and
+        // unpredictable; a branch would mispredict half the time).
+        let mask = (left as u32).wrapping_neg();
+        (mask & (i + 1)) | (!mask & n.right)
     }
 }
 

@@ -1,0 +1,333 @@
+//! Tree-ensemble kernels against a naive one-row-at-a-time recursive traversal of the same
+//! trees, in the same run.
+//!
+//! Ensembles: random full trees on 28 features, XGBoost style (`lt`, f32 inputs, random
+//! default directions): 500 trees of depth 6 and 100 trees of depth 8. Batches of 1, 1,000 and
+//! 100,000 rows (row-major f32), 1 thread and 2 threads (rayon over row chunks), and the
+//! single-row latency of `predict_row_f32`.
+//!
+//! Run: `nice cargo bench -p mle-exec --bench trees`; the ratios are in `docs/BENCHMARKS.md`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use mle_exec::tree::TreeEnsemble;
+use mle_exec::Batch;
+use mle_format::{
+    Attr, DType, InputSchema, Metadata, MleFile, ModelBuilder, Node, OutputSchema, ReadOptions,
+    Task, WriteOptions,
+};
+use rayon::prelude::*;
+
+const N_FEATURES: usize = 28;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Roughly normal (sum of uniforms).
+    fn normal(&mut self) -> f64 {
+        (0..4).map(|_| self.unit()).sum::<f64>() * 1.7 - 3.4
+    }
+}
+
+/// The SoA arrays of docs/OPS.md, as the naive traversal reads them.
+struct Soa {
+    roots: Vec<u32>,
+    feature: Vec<i32>,
+    threshold: Vec<f64>,
+    left: Vec<u32>,
+    right: Vec<u32>,
+    flags: Vec<u8>,
+    leaf: Vec<f64>,
+}
+
+fn random_forest(n_trees: usize, depth: u32, seed: u64) -> Soa {
+    let mut rng = Rng(seed);
+    let mut s = Soa {
+        roots: vec![],
+        feature: vec![],
+        threshold: vec![],
+        left: vec![],
+        right: vec![],
+        flags: vec![],
+        leaf: vec![],
+    };
+    fn build(s: &mut Soa, rng: &mut Rng, d: u32, depth: u32) -> u32 {
+        let me = s.feature.len() as u32;
+        s.feature.push((rng.next() % N_FEATURES as u64) as i32);
+        // f32-valued thresholds, as XGBoost stores them.
+        s.threshold.push(rng.normal() as f32 as f64);
+        s.left.push(0);
+        s.right.push(0);
+        s.leaf.push(rng.unit() - 0.5);
+        if d == depth {
+            s.flags.push(1);
+            return me;
+        }
+        s.flags.push(if rng.next() % 2 == 0 { 2 } else { 0 });
+        let l = build(s, rng, d + 1, depth);
+        let r = build(s, rng, d + 1, depth);
+        s.left[me as usize] = l;
+        s.right[me as usize] = r;
+        me
+    }
+    for _ in 0..n_trees {
+        let root = build(&mut s, &mut rng, 0, depth);
+        s.roots.push(root);
+    }
+    s
+}
+
+fn compile(s: &Soa) -> TreeEnsemble {
+    let meta = Metadata {
+        framework: "bench".into(),
+        framework_version: String::new(),
+        model_type: "TreeEnsemble".into(),
+        task: Task::Regression,
+        input: InputSchema {
+            feature_names: (0..N_FEATURES).map(|i| format!("f{i}")).collect(),
+            dtype: DType::F32,
+            shape: vec![-1, N_FEATURES as i64],
+        },
+        output: OutputSchema {
+            names: vec!["prediction".into()],
+            dtypes: vec![DType::F64],
+            class_labels: None,
+        },
+        export_time: String::new(),
+        exporter_version: String::new(),
+        user: Default::default(),
+    };
+    let mut b = ModelBuilder::new(meta);
+    let n = s.feature.len() as u64;
+    b.add_tensor("roots", &[s.roots.len() as u64], &s.roots)
+        .unwrap();
+    b.add_tensor("feature", &[n], &s.feature).unwrap();
+    b.add_tensor("threshold", &[n], &s.threshold).unwrap();
+    b.add_tensor("left", &[n], &s.left).unwrap();
+    b.add_tensor("right", &[n], &s.right).unwrap();
+    b.add_tensor("flags", &[n], &s.flags).unwrap();
+    b.add_tensor("leaf_values", &[n], &s.leaf).unwrap();
+    let t = |x: &str| Attr::Tensor(x.into());
+    b.push_node(
+        Node::new("trees", "TreeEnsemble", &["X"], &["prediction"])
+            .with("n_targets", Attr::Int(1))
+            .with("leaf_dim", Attr::Int(1))
+            .with("tree_roots", t("roots"))
+            .with("feature", t("feature"))
+            .with("threshold", t("threshold"))
+            .with("left", t("left"))
+            .with("right", t("right"))
+            .with("flags", t("flags"))
+            .with("leaf_values", t("leaf_values"))
+            .with("comparison", Attr::Str("lt".into()))
+            .with("input_precision", Attr::Str("f32".into()))
+            .with("aggregate", Attr::Str("sum".into())),
+    );
+    let bytes = b.to_bytes(&WriteOptions::default()).unwrap();
+    let file = MleFile::from_bytes(&bytes, "bench.mle", &ReadOptions::default()).unwrap();
+    let node = file.graph().nodes[0].clone();
+    TreeEnsemble::compile(&node, &file, N_FEATURES).unwrap()
+}
+
+/// The naive traversal: one row at a time, each tree walked recursively over the SoA arrays.
+fn naive_leaf(s: &Soa, i: usize, x: &[f32]) -> usize {
+    if s.flags[i] & 1 != 0 {
+        return i;
+    }
+    let v = x[s.feature[i] as usize];
+    let left = if v.is_nan() {
+        s.flags[i] & 2 != 0
+    } else {
+        (v as f64) < s.threshold[i]
+    };
+    naive_leaf(s, if left { s.left[i] } else { s.right[i] } as usize, x)
+}
+
+fn naive(s: &Soa, x: &[f32], out: &mut [f64]) {
+    for (row, o) in x.chunks_exact(N_FEATURES).zip(out.iter_mut()) {
+        let mut sum = 0.0;
+        for &r in &s.roots {
+            sum += s.leaf[naive_leaf(s, r as usize, row)];
+        }
+        *o = sum;
+    }
+}
+
+fn inputs(rows: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng(seed);
+    (0..rows * N_FEATURES)
+        .map(|_| {
+            if rng.next() % 50 == 0 {
+                f32::NAN
+            } else {
+                rng.normal() as f32
+            }
+        })
+        .collect()
+}
+
+fn predict_threads(ens: &TreeEnsemble, batch: &Batch<'_>, out: &mut [f64], threads: usize) {
+    let n = batch.n_rows();
+    if threads <= 1 {
+        let mut s = ens.scratch();
+        ens.predict_batch(batch, 0..n, out, &mut s);
+        return;
+    }
+    let chunk = n.div_ceil(threads).max(1);
+    out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
+        let mut s = ens.scratch();
+        let r0 = c * chunk;
+        ens.predict_batch(batch, r0..r0 + o.len(), o, &mut s);
+    });
+}
+
+fn bench(c: &mut Criterion) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for (name, n_trees, depth) in [("500x6", 500, 6), ("100x8", 100, 8)] {
+        let soa = random_forest(n_trees, depth, 42 + depth as u64);
+        let ens = compile(&soa);
+        let mut g = c.benchmark_group(format!("trees_{name}"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(3));
+        for rows in [1usize, 1_000, 100_000] {
+            let x = inputs(rows, 7);
+            let batch = Batch::from_row_major_f32(&x, rows, N_FEATURES).unwrap();
+            let mut out = vec![0.0; rows];
+            let mut want = vec![0.0; rows];
+            naive(&soa, &x, &mut want);
+            predict_threads(&ens, &batch, &mut out, 1);
+            assert_eq!(out, want, "block kernel differs from the naive traversal");
+            g.throughput(Throughput::Elements(rows as u64));
+            g.bench_with_input(BenchmarkId::new("block_1t", rows), &rows, |b, _| {
+                b.iter(|| predict_threads(&ens, black_box(&batch), &mut out, 1))
+            });
+            if rows > 1 {
+                g.bench_with_input(BenchmarkId::new("block_2t", rows), &rows, |b, _| {
+                    b.iter(|| {
+                        pool.install(|| predict_threads(&ens, black_box(&batch), &mut out, 2))
+                    })
+                });
+            }
+            g.bench_with_input(BenchmarkId::new("naive_1t", rows), &rows, |b, _| {
+                b.iter(|| naive(&soa, black_box(&x), &mut want))
+            });
+        }
+        let x = inputs(1, 9);
+        let mut o = [0.0f64; 1];
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("row_f32", |b| {
+            b.iter(|| ens.predict_row_f32(black_box(&x), &mut o))
+        });
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        g.bench_function("row_f64", |b| {
+            b.iter(|| ens.predict_row_f64(black_box(&x64), &mut o))
+        });
+        g.finish();
+    }
+}
+
+/// CPU time of the calling thread in ns (`/proc/thread-self/schedstat`): unlike wall time it
+/// excludes time the thread waits for a core, so ratios stay meaningful on a loaded machine.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Median CPU ns per call of `f` over `reps` calls.
+fn cpu_median(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<u64> = (0..reps)
+        .map(|_| {
+            let a = thread_cpu_ns();
+            f();
+            thread_cpu_ns() - a
+        })
+        .collect();
+    t.sort_unstable();
+    t[reps / 2] as f64
+}
+
+/// `TREES_CPU=1 cargo bench -p mle-exec --bench trees`: a table of single-thread CPU time
+/// (block kernel, naive traversal, their ratio) instead of the criterion run.
+fn cpu_report() {
+    println!("| ensemble | rows | block ns/row | naive ns/row | naive / block |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, n_trees, depth) in [("500x6", 500, 6), ("100x8", 100, 8)] {
+        let soa = random_forest(n_trees, depth, 42 + depth as u64);
+        let ens = compile(&soa);
+        for rows in [1usize, 1_000, 100_000] {
+            let x = inputs(rows, 7);
+            let batch = Batch::from_row_major_f32(&x, rows, N_FEATURES).unwrap();
+            let mut out = vec![0.0; rows];
+            let mut want = vec![0.0; rows];
+            // One row is too short for the clock: time 10,000 calls.
+            let calls = if rows == 1 { 10_000 } else { 1 };
+            let reps = if rows == 1000 { 31 } else { 5 };
+            // Interleave the two so that both see the same machine state.
+            let mut b = Vec::new();
+            let mut n = Vec::new();
+            for _ in 0..3 {
+                b.push(
+                    cpu_median(reps, || {
+                        for _ in 0..calls {
+                            predict_threads(&ens, black_box(&batch), &mut out, 1)
+                        }
+                    }) / calls as f64,
+                );
+                n.push(
+                    cpu_median(reps, || {
+                        for _ in 0..calls {
+                            naive(&soa, black_box(&x), &mut want)
+                        }
+                    }) / calls as f64,
+                );
+            }
+            assert_eq!(out, want);
+            b.sort_by(f64::total_cmp);
+            n.sort_by(f64::total_cmp);
+            let (b, n) = (b[1] / rows as f64, n[1] / rows as f64);
+            println!("| {name} | {rows} | {b:.0} | {n:.0} | {:.2} |", n / b);
+        }
+        let x = inputs(1, 9);
+        let mut o = [0.0f64; 1];
+        let mut r = (0..3)
+            .map(|_| {
+                cpu_median(1, || {
+                    for _ in 0..10_000 {
+                        ens.predict_row_f32(black_box(&x), &mut o);
+                    }
+                }) / 10_000.0
+            })
+            .collect::<Vec<_>>();
+        r.sort_by(f64::total_cmp);
+        println!("| {name} | predict_row_f32 | {:.0} ns | | |", r[1]);
+    }
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    if std::env::var_os("TREES_CPU").is_some() {
+        cpu_report();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
