@@ -1,0 +1,175 @@
+"""Score `.mle` models inside Polars queries.
+
+The expressions returned here run the model in native code, chunk by chunk, inside Polars'
+eager, lazy and streaming engines — no Python call per row or per batch. They are Polars
+expression plugins (``polars.plugins.register_plugin_function``) whose native functions,
+``mle_predict`` and ``mle_predict_proba``, live in the ``mle_runtime._native`` extension.
+
+Inputs bind by position to the model's features (the order of ``feature_names`` given at
+export); integer and float columns are accepted and nulls are missing values. Models are
+loaded once per process and cached by path, modification time and size. Every failure
+(missing file, corrupt model, wrong number of columns, non-numeric column, bad signature)
+raises ``polars.exceptions.ComputeError`` with the runtime's message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+from polars.plugins import register_plugin_function
+
+if TYPE_CHECKING:
+    from polars._typing import IntoExpr
+
+__all__ = ["predict", "predict_proba"]
+
+KeyLike = str | os.PathLike | bytes | None
+
+
+def _library() -> Path:
+    from mle_runtime import _native
+
+    return Path(_native.__file__)
+
+
+def _hex_key(public_key: KeyLike) -> str | None:
+    """The public key as 64 hex characters (from raw bytes, a key file, or hex text)."""
+    if public_key is None:
+        return None
+    if isinstance(public_key, bytes):
+        data = public_key
+    elif isinstance(public_key, str) and not os.path.exists(public_key):
+        data = public_key.encode()
+    else:
+        with open(public_key, "rb") as f:
+            data = f.read(4097)
+    if len(data) == 32:
+        return data.hex()
+    # Hex text (possibly with a trailing newline); the native side validates it.
+    return data.decode("ascii", errors="replace").strip()
+
+
+def _call(
+    function_name: str,
+    model_path: str | os.PathLike,
+    exprs: tuple[IntoExpr, ...],
+    public_key: KeyLike,
+    alias: str,
+) -> pl.Expr:
+    if not exprs:
+        msg = f"{function_name}: give the model's feature columns, e.g. pl.col('a'), 'b'"
+        raise ValueError(msg)
+    args: list[IntoExpr] = []
+    for e in exprs:
+        # Allow predict(path, ["a", "b"]) as well as predict(path, "a", "b").
+        if isinstance(e, (list, tuple)):
+            args.extend(e)
+        else:
+            args.append(e)
+    return register_plugin_function(
+        plugin_path=_library(),
+        function_name=function_name,
+        args=args,
+        kwargs={
+            # Absolute, so a lazy query still finds the model if the working directory changes.
+            "model_path": os.path.abspath(os.fspath(model_path)),
+            "public_key": _hex_key(public_key),
+        },
+        is_elementwise=True,
+        use_abs_path=True,
+    ).alias(alias)
+
+
+def predict(
+    model_path: str | os.PathLike,
+    *exprs: IntoExpr,
+    public_key: KeyLike = None,
+) -> pl.Expr:
+    """Predict with a `.mle` model, as a Polars expression.
+
+    Parameters
+    ----------
+    model_path
+        Path of the ``.mle`` model file.
+    *exprs
+        The feature columns, in the model's feature order: expressions or column names (a
+        list of them works too). Integer and float columns; nulls are missing values.
+    public_key
+        Optional ED25519 public key (a key file's path, 64 hex characters, or 32 raw
+        bytes). When given, a model that is unsigned or signed by another key is refused.
+
+    Returns
+    -------
+    polars.Expr
+        A column named ``prediction``: Float32/Float64 for regressors (an ``Array`` for
+        multi-target models), the class label (Int64 or String) for classifiers.
+
+    Raises
+    ------
+    polars.exceptions.ComputeError
+        When the query runs: missing or corrupt model file, wrong number of feature columns,
+        non-numeric column, invalid signature.
+
+    Examples
+    --------
+    >>> import numpy as np, polars as pl, mle_runtime
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from mle_runtime.polars import predict
+    >>> df = pl.DataFrame({"x1": [1.0, 2.0, 3.0, 4.0], "x2": [0.0, 1.0, 0.0, 1.0]})
+    >>> reg = LinearRegression().fit(df.to_numpy(), 2 * df["x1"] + 3 * df["x2"] + 1)
+    >>> _ = mle_runtime.export_model(reg, "/tmp/mle_doctest_reg.mle", feature_names=["x1", "x2"])
+    >>> out = df.with_columns(predict("/tmp/mle_doctest_reg.mle", "x1", "x2"))
+    >>> [round(v, 4) for v in out["prediction"]]
+    [3.0, 8.0, 7.0, 12.0]
+    """
+    return _call("mle_predict", model_path, exprs, public_key, "prediction")
+
+
+def predict_proba(
+    model_path: str | os.PathLike,
+    *exprs: IntoExpr,
+    public_key: KeyLike = None,
+) -> pl.Expr:
+    """Class probabilities of a `.mle` classifier, as a Polars expression.
+
+    Parameters
+    ----------
+    model_path
+        Path of the ``.mle`` model file (a classifier).
+    *exprs
+        The feature columns, in the model's feature order: expressions or column names (a
+        list of them works too). Integer and float columns; nulls are missing values.
+    public_key
+        Optional ED25519 public key (a key file's path, 64 hex characters, or 32 raw
+        bytes). When given, a model that is unsigned or signed by another key is refused.
+
+    Returns
+    -------
+    polars.Expr
+        A column named ``probabilities`` of dtype ``Array(Float32, n_classes)``, one
+        probability per class in the order of the model's classes.
+
+    Raises
+    ------
+    polars.exceptions.ComputeError
+        When the query runs: as :func:`predict`, and when the model is not a classifier.
+
+    Examples
+    --------
+    >>> import numpy as np, polars as pl, mle_runtime
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mle_runtime.polars import predict_proba
+    >>> df = pl.DataFrame({"x": [-2.0, -1.0, 1.0, 2.0]})
+    >>> clf = LogisticRegression().fit(df.to_numpy(), [0, 0, 1, 1])
+    >>> _ = mle_runtime.export_model(clf, "/tmp/mle_doctest_clf.mle", feature_names=["x"])
+    >>> out = df.with_columns(predict_proba("/tmp/mle_doctest_clf.mle", "x"))
+    >>> out.schema["probabilities"]
+    Array(Float32, shape=(2,))
+    >>> p = out["probabilities"].to_numpy()
+    >>> bool(np.allclose(p, clf.predict_proba(df.to_numpy()), atol=1e-6))
+    True
+    """
+    return _call("mle_predict_proba", model_path, exprs, public_key, "probabilities")
