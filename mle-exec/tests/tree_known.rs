@@ -144,7 +144,9 @@ fn zero_is_missing() {
         assert_eq!(side(&left, 0.0), L);
         assert_eq!(side(&left, -0.0), L);
         assert_eq!(side(&left, f64::NAN), L);
-        assert_eq!(side(&left, 1e-300), R, "tiny but not zero: compared");
+        assert_eq!(side(&left, 1e-300), L, "|x| <= 1e-35 is LightGBM's zero");
+        assert_eq!(side(&left, -1e-36), L, "|x| <= 1e-35 is LightGBM's zero");
+        assert_eq!(side(&left, 1e-30), R, "beyond the zero band: compared");
         assert_eq!(side(&left, -2.0), L);
         let right = stump("le", prec, 1.0, ZERO_MISSING); // 0.0 would compare left
         assert_eq!(side(&right, 0.0), R);

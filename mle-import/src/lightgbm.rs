@@ -18,8 +18,8 @@
 //!
 //! LightGBM reads any input with `|x| <= 1e-35` (`kZeroThreshold`) as 0. Thresholds inside
 //! that band are moved to its edge (see `zero_band_threshold`), which makes comparisons
-//! exact; one case remains: a `MissingType::Zero` node treats a nonzero `|x| <= 1e-35` as
-//! missing in LightGBM, while `flags` bit 3 of `docs/OPS.md` tests `x == 0.0`.
+//! exact; a `MissingType::Zero` node treats every `|x| <= 1e-35` as missing, which is what
+//! `flags` bit 3 of `docs/OPS.md` means.
 
 use std::collections::HashMap;
 

@@ -9,6 +9,10 @@
 use std::ops::Range;
 
 use super::flags::{CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
+
+/// Bit 3 ("zero is missing") treats `|x| <= 1e-35` as zero, as LightGBM's `kZeroThreshold`
+/// (`1e-35f`, widened) does.
+pub(crate) const ZERO_BAND: f64 = 1e-35f32 as f64;
 use super::{Ext, Nodes, Rec, TreeEnsemble, TreeScratch, DL_BIT, LANES, ROW_TREES, SUPER_ROWS};
 use crate::batch::{Batch, ColumnData};
 
@@ -147,7 +151,7 @@ impl<const F32: bool, const LT: bool> Step for General<'_, F32, LT> {
             if e.flags & NAN_IS_ZERO != 0 && v.is_nan() {
                 v = 0.0;
             }
-            if v.is_nan() || (e.flags & ZERO_IS_MISSING != 0 && v == 0.0) {
+            if v.is_nan() || (e.flags & ZERO_IS_MISSING != 0 && v.abs() <= ZERO_BAND) {
                 dl
             } else if LT {
                 round(v) < n.thr

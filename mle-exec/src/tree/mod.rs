@@ -5,7 +5,7 @@
 //!
 //! Exactly `docs/OPS.md` § `TreeEnsemble`. A numeric split with input `x`:
 //! 1. bit 4 (NaN is zero) and `x` NaN → `x = 0.0`;
-//! 2. `x` NaN, or (bit 3) `x == 0.0`, is missing and goes left when bit 1 is set, else right;
+//! 2. `x` NaN, or (bit 3) `|x| <= 1e-35` (LightGBM's zero band), is missing and goes left when bit 1 is set, else right;
 //! 3. otherwise `x` rounded to `input_precision` is compared with the f64 threshold by
 //!    `comparison` (`lt`: left when `x < t`; `le`: left when `x <= t`).
 //!

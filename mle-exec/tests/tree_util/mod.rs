@@ -234,7 +234,7 @@ impl Spec {
         if fl & NAN_ZERO != 0 && v.is_nan() {
             v = 0.0;
         }
-        if v.is_nan() || (fl & ZERO_MISSING != 0 && v == 0.0) {
+        if v.is_nan() || (fl & ZERO_MISSING != 0 && v.abs() <= 1e-35f32 as f64) {
             return dl;
         }
         let t = self.threshold[i];

@@ -260,7 +260,7 @@ fn tree_ensemble(f: &MleFile, node: &mle_format::Node, rows: &[Vec<f64>]) -> (Ve
                     if fl & 16 != 0 && x.is_nan() {
                         x = 0.0;
                     }
-                    if x.is_nan() || (fl & 8 != 0 && x == 0.0) {
+                    if x.is_nan() || (fl & 8 != 0 && x.abs() <= 1e-35f32 as f64) {
                         fl & 2 != 0
                     } else {
                         let x = if p32 { x as f32 as f64 } else { x };
