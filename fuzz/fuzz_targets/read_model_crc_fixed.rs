@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let mut bytes = data.to_vec();
     if bytes.len() >= 128 {
         for i in 0..4 {
-            let (Some(off), Some(size)) = (u64_at(&bytes, 24 + 16 * i), u64_at(&bytes, 32 + 16 * i))
+            let (Some(off), Some(size)) =
+                (u64_at(&bytes, 24 + 16 * i), u64_at(&bytes, 32 + 16 * i))
             else {
                 continue;
             };
