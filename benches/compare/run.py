@@ -472,11 +472,15 @@ def time_batches(calls: dict, xs: dict, reps: int, target_s: float) -> dict:
     about ``target_s``), in an order rotated by the repetition."""
     names = list(calls)
     k = {}
-    for n in names:  # warm-up and calibration
-        calls[n](xs[n])
+    for n in names:  # warm-up and calibration (a second warm-up call when it is fast)
         t0 = time.perf_counter()
         calls[n](xs[n])
-        dt = max(time.perf_counter() - t0, 1e-7)
+        dt = time.perf_counter() - t0
+        if dt < 0.5:
+            t0 = time.perf_counter()
+            calls[n](xs[n])
+            dt = time.perf_counter() - t0
+        dt = max(dt, 1e-7)
         k[n] = max(1, min(100_000, int(target_s / dt)))
     samples = {n: [] for n in names}
     for r in range(reps):
@@ -674,7 +678,7 @@ def bench_model(key, args, data, workdir, cli, results, checks, notes):
                             }
                         )
                 else:
-                    reps = args.reps if b < 1_000_000 else max(3, args.reps - 2)
+                    reps = args.reps if b < 1_000_000 else 3
                     xb = {r.name: xs[r.dtype][:b] for r in rts}
                     per = time_batches(calls, xb, reps=reps, target_s=args.target_s)
                     for n, s in per.items():
@@ -766,11 +770,13 @@ def cpu_name() -> str:
 
 
 def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     out = []
-    for mod in (
-        "mle_runtime",
-        "sklearn",
-        "xgboost",
+    for dist in (
+        "mle-runtime",
+        "scikit-learn",
+        "xgboost-cpu",
         "lightgbm",
         "torch",
         "onnxruntime",
@@ -779,14 +785,19 @@ def versions() -> str:
         "treelite",
         "tl2cgen",
         "lleaves",
+        "llvmlite",
         "numpy",
     ):
         try:
-            m = __import__(mod)
-            out.append(f"{mod} {getattr(m, '__version__', '?')}")
-        except Exception:
+            out.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
             pass
     return ", ".join(out)
+
+
+def build_desc() -> str:
+    f = pathlib.Path(sys.prefix) / "mle-build.txt"
+    return f.read_text().strip() if f.exists() else "an unrecorded tree"
 
 
 def report(args, results, checks, notes, started, load_before, load_after, cli) -> str:
@@ -805,8 +816,8 @@ def report(args, results, checks, notes, started, load_before, load_after, cli) 
         ),
         f"- data: make_classification, {N_FEATURES} float features, {args.rows:,} rows "
         f"(models trained on {min(args.train_rows, args.rows):,}); median of {args.reps} "
-        "interleaved repetitions (fewer at batch 1,000,000)",
-        f"- versions: {versions()}",
+        "interleaved repetitions (3 at batch 1,000,000)",
+        f"- versions: {versions()}; mle_runtime built (release) from {build_desc()}",
         f"- Rust `mle bench`: {cli if cli else 'not built (column empty)'}",
         "",
         "Throughput in rows/s (batch 1: 1 / median latency). `ratio` = ours (Python) / fastest "
@@ -875,6 +886,23 @@ def report(args, results, checks, notes, started, load_before, load_after, cli) 
             f"| {MODELS[key][0]} | {c['rows']:,} | {c['mismatches']} | "
             f"{c['max_abs_diff']:.1e} | " + " | ".join(peer) + " |"
         )
+    big = max([b for b in args.batches if b <= args.rows] or [0])
+    if len(args.threads) > 1:
+        t1, t2 = args.threads[0], args.threads[-1]
+        lines += [
+            "",
+            f"Thread scaling at batch {big:,}: rows/s with {t2} threads / with {t1}.",
+            "",
+            "| model | ours (Py) | ours (Rust CLI) | framework | onnxruntime | tl2cgen | lleaves |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for key in args.models:
+            cells = []
+            for c in COLUMNS:
+                a, b = by.get((key, big, t1, c)), by.get((key, big, t2, c))
+                cells.append(f"{b['rate'] / a['rate']:.2f}" if a and b else "—")
+            if any(x != "—" for x in cells):
+                lines.append(f"| {MODELS[key][0]} | " + " | ".join(cells) + " |")
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"

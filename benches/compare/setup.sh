@@ -41,15 +41,28 @@ fi
 
 # Our package: a release wheel installed into this venv (not `maturin develop`, which would
 # put the extension into the shared source tree). The benchmark measures the optimised build.
+# MLE_BENCH_FROM_HEAD=1 builds the last commit (a `git archive HEAD` snapshot) instead of the
+# working tree, for a tree where others are mid-edit.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mle-bench-target}"
 WHEELS="$CARGO_TARGET_DIR/wheels"
+SRC="$PWD"
+if [ -n "${MLE_BENCH_FROM_HEAD:-}" ]; then
+  SRC="$(mktemp -d /tmp/mle-bench-src.XXXXXX)"
+  git archive HEAD | tar -x -C "$SRC"
+fi
 rm -f "$WHEELS"/mle_runtime-*.whl
-"$VENV/bin/maturin" build --release -q -i "$VENV/bin/python" -o "$WHEELS"
+(cd "$SRC" && "$VENV/bin/maturin" build --release -q -i "$VENV/bin/python" -o "$WHEELS")
 pip install -q --force-reinstall --no-deps "$WHEELS"/mle_runtime-*.whl
+# What was built, for the report (run.py prints it).
+desc="$(git rev-parse --short HEAD)"
+if [ -z "${MLE_BENCH_FROM_HEAD:-}" ] && [ -n "$(git status --porcelain -- mle-exec mle-format mle-import mle-python python)" ]; then
+  desc="$desc + uncommitted changes"
+fi
+echo "$desc" > "$VENV/mle-build.txt"
 (cd /tmp && "$VENV/bin/python" -c "import mle_runtime; print('mle_runtime', mle_runtime.__version__, mle_runtime.__file__)")
 
 # The Rust CLI for the `mle bench` column (optional: MLE_BENCH_NO_CLI=1 skips it).
 if [ -z "${MLE_BENCH_NO_CLI:-}" ]; then
-  cargo build --release -q -p mle-cli
+  (cd "$SRC" && cargo build --release -q -p mle-cli)
   echo "mle CLI: $CARGO_TARGET_DIR/release/mle"
 fi
