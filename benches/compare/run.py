@@ -802,6 +802,7 @@ def build_desc() -> str:
 
 def report(args, results, checks, notes, started, load_before, load_after, cli) -> str:
     by = {(r["model"], r["batch"], r["threads"], r["runtime"]): r for r in results}
+    cli_models = sorted({r["model"] for r in results if r["runtime"] == "ours_cli"})
     lines = [
         "### Side by side with peers: results",
         "",
@@ -818,7 +819,12 @@ def report(args, results, checks, notes, started, load_before, load_after, cli) 
         f"(models trained on {min(args.train_rows, args.rows):,}); median of {args.reps} "
         "interleaved repetitions (3 at batch 1,000,000)",
         f"- versions: {versions()}; mle_runtime built (release) from {build_desc()}",
-        f"- Rust `mle bench`: {cli if cli else 'not built (column empty)'}",
+        "- Rust `mle bench`: "
+        + (
+            f"{cli}, models: {', '.join(cli_models) or 'none'}"
+            if cli
+            else "release binary not found (`cargo build --release -p mle-cli`): column empty"
+        ),
         "",
         "Throughput in rows/s (batch 1: 1 / median latency). `ratio` = ours (Python) / fastest "
         "peer; above 1 we are ahead.",
@@ -956,41 +962,44 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     cli = None if args.no_cli else find_cli()
     notes = []
-    if cli is None and not args.no_cli:
-        notes.append(
-            "the Rust `mle` release binary was not found (build it with "
-            "`cargo build --release -p mle-cli`); its column is empty"
-        )
     data = {}
     kinds = {MODELS[m][1] for m in args.models}
     for k in sorted(kinds):
         log(f"data {k}: {args.rows:,} rows")
         data[k] = make_data(args.rows, k)
     results, checks = [], {}
+
+    def write(final: bool) -> str:
+        """Writes the report of the models done so far (after each model, so that a run cut
+        short still leaves its figures)."""
+        load_after = os.getloadavg()[0]
+        text = report(args, results, checks, notes, started, load_before, load_after, cli)
+        if not final:
+            text += f"\n(partial: {len(checks)} of {len(args.models)} models done)\n"
+        pathlib.Path(args.out).write_text(text)
+        blob = {
+            "command": args.command,
+            "date": started.isoformat(),
+            "cpu": cpu_name(),
+            "load": [load_before, load_after],
+            "results": results,
+            "checks": checks,
+            "notes": notes,
+        }
+        pathlib.Path(args.out).with_suffix(".json").write_text(json.dumps(blob, indent=1))
+        return text
+
     with tempfile.TemporaryDirectory(prefix="mle-compare-") as tmp:
         for key in args.models:
+            if cli is None and not args.no_cli:
+                cli = find_cli()  # a release build finishing during the run is picked up
             bench_model(key, args, data, pathlib.Path(tmp), cli, results, checks, notes)
+            if not args.train_only:
+                write(final=False)
     if args.train_only:
         log("trained, converted and compiled; no timing (--train-only)")
         return
-    load_after = os.getloadavg()[0]
-    text = report(args, results, checks, notes, started, load_before, load_after, cli)
-    print(text)
-    pathlib.Path(args.out).write_text(text)
-    pathlib.Path(args.out).with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "command": args.command,
-                "date": started.isoformat(),
-                "cpu": cpu_name(),
-                "load": [load_before, load_after],
-                "results": results,
-                "checks": checks,
-                "notes": notes,
-            },
-            indent=1,
-        )
-    )
+    print(write(final=True))
 
 
 if __name__ == "__main__":
