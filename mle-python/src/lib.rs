@@ -21,6 +21,10 @@ pub mod errors;
 pub mod import;
 pub mod runtime;
 
+/// The Polars expression plugin: linked here so its `_polars_plugin_*` C symbols are exported
+/// from this same shared library (`mle_runtime.polars` registers them).
+pub use mle_polars;
+
 use pyo3::prelude::*;
 
 /// The `mle_runtime._native` module.
