@@ -82,7 +82,10 @@
 //! - inserts `Cast`s where an op computes in another dtype (dense ops in f32, classical ops in
 //!   f64) and where a graph output is declared f32/f64 but computed in the other;
 //! - drops steps no output depends on, and plans memory: buffers whose lifetimes do not overlap
-//!   share bytes of one arena ([`Model::peak_memory_bytes`]).
+//!   share bytes of one arena ([`Model::peak_memory_bytes`]);
+//! - refuses a plan whose memory for one row (arena, tree staging, outputs) plus its
+//!   broadcast tables exceeds [`MAX_PLAN_BYTES`] + [`PLAN_BYTES_PER_FILE_BYTE`] × the file
+//!   size, so a small file cannot ask for gigabytes (`ExecError::InvalidGraph` at `<plan>`).
 //!
 //! ## Execution
 //!
@@ -141,6 +144,7 @@ mod real;
 
 pub use batch::{Batch, Column, ColumnData};
 pub use error::ExecError;
+pub use plan::{MAX_PLAN_BYTES, PLAN_BYTES_PER_FILE_BYTE};
 
 use std::path::Path;
 use std::sync::Arc;

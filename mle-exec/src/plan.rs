@@ -22,6 +22,14 @@ pub(crate) const MAX_WIDTH: usize = 1 << 24;
 pub(crate) const CHUNK_ROWS: usize = 512;
 /// Largest arena of one chunk, in bytes; wide models get shorter chunks.
 const MAX_CHUNK_BYTES: usize = 32 << 20;
+/// Memory a plan may ask for beyond what the file pays for: the bytes of one row (arena, tree
+/// staging and outputs) plus the compile-time broadcast maps must stay within
+/// `MAX_PLAN_BYTES + PLAN_BYTES_PER_FILE_BYTE × file size`. Without it a few KiB of graph JSON
+/// (concatenations fanned out to many outputs, outer-product broadcasts) could ask for
+/// gigabytes on the first prediction.
+pub const MAX_PLAN_BYTES: usize = 64 << 20;
+/// See [`MAX_PLAN_BYTES`].
+pub const PLAN_BYTES_PER_FILE_BYTE: usize = 16;
 
 pub(crate) type ValueId = usize;
 pub(crate) type BufId = usize;
@@ -200,6 +208,10 @@ struct Compiler<'f> {
     steps: Vec<Step>,
     casts: HashMap<(ValueId, DType), ValueId>,
     n_tree_steps: usize,
+    /// Bytes of compile-time tables sized by value widths (broadcast maps).
+    table_bytes: usize,
+    /// The budget of [`MAX_PLAN_BYTES`] for this file.
+    budget: usize,
 }
 
 fn unit_of(dtype: DType, width: usize) -> usize {
@@ -691,6 +703,15 @@ impl<'f> Compiler<'f> {
                 let width = checked_width(&ctx, &odims)?;
                 let a_dims_u: Vec<usize> = a_full[1..].iter().map(|d| d.unwrap_or(1)).collect();
                 let b_dims_u: Vec<usize> = b_pad[1..].iter().map(|d| d.unwrap_or(1)).collect();
+                self.table_bytes = self
+                    .table_bytes
+                    .saturating_add(width.saturating_mul(std::mem::size_of::<(u32, u32)>()));
+                if self.table_bytes > self.budget {
+                    return Err(ctx.bad(format!(
+                        "broadcasting to [N, {odims:?}] needs tables of {} bytes, over the plan budget of {} bytes for this file",
+                        self.table_bytes, self.budget
+                    )));
+                }
                 let map = broadcast_map(&odims, &a_dims_u, &b_dims_u);
                 // Trivial folding: x + 0, x - 0, x * 1, x / 1 with the output shape of x.
                 if let Operand::Const(c) = &b {
@@ -1143,6 +1164,13 @@ fn reshape_dims(ctx: &Ctx<'_>, shape: &[i64], width: usize) -> Result<Vec<usize>
     Ok(dims)
 }
 
+/// The plan budget of a file: [`MAX_PLAN_BYTES`] plus [`PLAN_BYTES_PER_FILE_BYTE`] per byte of
+/// the file (or of its decompressed weights, when larger).
+fn plan_budget(file: &MleFile) -> usize {
+    let size = file.file_bytes().len().max(file.weights().len());
+    MAX_PLAN_BYTES.saturating_add(size.saturating_mul(PLAN_BYTES_PER_FILE_BYTE))
+}
+
 /// For each flat index of `out`, the flat indices into `a` and `b` under numpy broadcasting
 /// (all three of the same rank; a dimension of 1 broadcasts).
 fn broadcast_map(out: &[usize], a: &[usize], b: &[usize]) -> Vec<(u32, u32)> {
@@ -1361,6 +1389,8 @@ pub(crate) fn compile(file: &MleFile) -> Result<Plan, ExecError> {
         steps: Vec::new(),
         casts: HashMap::new(),
         n_tree_steps: 0,
+        table_bytes: 0,
+        budget: plan_budget(file),
     };
     let x = c.new_value(&input.name, input.dtype, vec![n_features], n_features);
     c.names.insert(input.name.clone(), x);
@@ -1517,6 +1547,22 @@ pub(crate) fn compile(file: &MleFile) -> Result<Plan, ExecError> {
         }
     }
     let per_row = arena_per_row + tree_tmp_per_row * 8;
+    let out_row: usize = infos.iter().map(|i| i.width.max(1) * 8).sum();
+    let asked = per_row
+        .saturating_add(out_row)
+        .saturating_add(c.table_bytes);
+    if asked > c.budget {
+        return Err(gbad(
+            "<plan>",
+            format!(
+                "one row needs {} bytes (arena {arena_per_row}, tree staging {}, outputs {out_row}, tables {}), over the plan budget of {} bytes for this file ({MAX_PLAN_BYTES} + {PLAN_BYTES_PER_FILE_BYTE} x its size)",
+                asked,
+                tree_tmp_per_row * 8,
+                c.table_bytes,
+                c.budget
+            ),
+        ));
+    }
     let chunk_rows = (MAX_CHUNK_BYTES / per_row.max(1)).clamp(1, CHUNK_ROWS);
     Ok(Plan {
         n_features,
