@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Runs a cargo-fuzz target of the reader for a number of seconds, at low priority, one job.
+# Runs one cargo-fuzz target for a number of seconds, at low priority, one job.
 #   scripts/fuzz.sh [TARGET] [SECONDS]      (defaults: read_model 600)
+# Targets (fuzz/fuzz_targets/):
+#   read_model            any bytes -> MleFile (reader only)
+#   read_model_crc_fixed  the same with every CRC repaired first (reaches the JSON and tensors)
+#   load_and_run          any bytes -> MleFile -> mle_exec::Model::compile -> one row of NaN,
+#                         zeros and random values (predict_row) and a 3-row batch
+#   xgboost_json          any bytes -> mle_import::import_xgboost -> .mle -> compile -> one row
+#   lightgbm_text         any bytes -> mle_import::import_lightgbm -> .mle -> compile -> one row
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). On a stable toolchain the sanitizer flags are
-# enabled with RUSTC_BOOTSTRAP=1. Crashes land in fuzz/artifacts/TARGET/.
+# enabled with RUSTC_BOOTSTRAP=1. Crashes land in fuzz/artifacts/TARGET/. Set
+# FUZZ_TARGET_DIR to build elsewhere than fuzz/target (e.g. one directory per user).
+# One fuzzing process (no -jobs: with -jobs libFuzzer writes fuzz-N.log into the current
+# directory, which concurrent runs of different targets would share); its output, including the
+# final statistics (executions, `cov:` edges), goes to stderr.
 set -euo pipefail
 target="${1:-read_model}"
 seconds="${2:-600}"
@@ -10,14 +21,32 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 corpus="$root/fuzz/corpus/$target"
 mkdir -p "$corpus"
 if [ -z "$(ls -A "$corpus" 2>/dev/null)" ]; then
-    # Seed with valid sample files (plain, compressed+int8, signed+fp16).
-    MLE_FUZZ_SEEDS="$corpus" cargo test -p mle-format --test robustness write_fuzz_seeds \
-        --manifest-path "$root/Cargo.toml" -- --ignored --exact
+    case "$target" in
+        read_model | read_model_crc_fixed)
+            # Valid sample files (plain, compressed+int8, signed+fp16).
+            MLE_FUZZ_SEEDS="$corpus" cargo test -p mle-format --test robustness write_fuzz_seeds \
+                --manifest-path "$root/Cargo.toml" -- --ignored --exact ;;
+        load_and_run)
+            # The reader's samples plus every importer fixture as .mle (plain, zstd, fp16).
+            MLE_FUZZ_SEEDS="$corpus" cargo test -p mle-format --test robustness write_fuzz_seeds \
+                --manifest-path "$root/Cargo.toml" -- --ignored --exact
+            MLE_FUZZ_SEEDS="$corpus" cargo test -p mle-hardening --test fuzz_seeds write_fuzz_seeds \
+                --manifest-path "$root/Cargo.toml" -- --ignored --exact ;;
+        xgboost_json)
+            for f in "$root"/tests/fixtures/xgboost/*.json "$root"/tests/fixtures/xgboost/*.ubj; do
+                case "$f" in *.expected.json) continue ;; esac
+                cp "$f" "$corpus/"
+            done ;;
+        lightgbm_text)
+            for f in "$root"/tests/fixtures/lightgbm/*.txt; do cp "$f" "$corpus/"; done ;;
+    esac
 fi
 cd "$root/fuzz"
 export RUSTC_BOOTSTRAP="${RUSTC_BOOTSTRAP:-1}"
+tdir=()
+if [ -n "${FUZZ_TARGET_DIR:-}" ]; then tdir=(--target-dir "$FUZZ_TARGET_DIR"); fi
 # Build at a moderate priority, fuzz at the lowest (the machine is shared).
-nice -n 10 cargo fuzz build "$target"
-exec nice -n 19 cargo fuzz run "$target" "$corpus" -- \
-    -max_total_time="$seconds" -jobs=1 -workers=1 -rss_limit_mb=2048 -max_len=65536 \
-    -print_final_stats=1
+nice -n 10 cargo fuzz build "${tdir[@]}" "$target"
+exec nice -n 19 cargo fuzz run "${tdir[@]}" "$target" "$corpus" -- \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \
+    -timeout=10 -print_final_stats=1

@@ -1,0 +1,267 @@
+//! Helpers of the hardening tests: take a `.mle` file apart and put hand-edited sections back
+//! together with valid framing and checksums (so that a hostile change reaches the validation
+//! behind the CRCs), small models with known outputs, and a per-thread counting allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use mle_format::header::{
+    ALIGNMENT, HEADER_SIZE, REQUIRED_COMPRESSED, VERSION_MAJOR, VERSION_MINOR,
+};
+use mle_format::{
+    Attr, DType, Header, InputSchema, Metadata, ModelBuilder, Node, OutputSchema, Task, ValueInfo,
+};
+
+/// The sections of a file as stored.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// Metadata JSON.
+    pub meta: serde_json::Value,
+    /// Graph JSON.
+    pub graph: serde_json::Value,
+    /// Weights blob (decompressed).
+    pub weights: Vec<u8>,
+}
+
+/// Splits an unsigned, uncompressed file into its sections.
+pub fn split(bytes: &[u8]) -> Parts {
+    let h = Header::parse(bytes, "split").expect("a valid file");
+    let sec = |i: usize| {
+        let (o, s) = h.sections[i];
+        &bytes[o as usize..(o + s) as usize]
+    };
+    Parts {
+        meta: serde_json::from_slice(sec(0)).expect("metadata JSON"),
+        graph: serde_json::from_slice(sec(1)).expect("graph JSON"),
+        weights: sec(2).to_vec(),
+    }
+}
+
+/// Assembles a file from raw section bytes with correct offsets, CRCs and header CRC.
+/// `weights_stored` is written as is; `raw_size` (when compressed) is the declared
+/// decompressed size.
+pub fn assemble_raw(
+    meta: &[u8],
+    graph: &[u8],
+    weights_stored: &[u8],
+    raw_size: Option<u64>,
+) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER_SIZE];
+    out.extend_from_slice(meta);
+    let graph_off = out.len() as u64;
+    out.extend_from_slice(graph);
+    while out.len() as u64 % ALIGNMENT != 0 {
+        out.push(b' ');
+    }
+    let graph_size = out.len() as u64 - graph_off;
+    let weights_off = out.len() as u64;
+    out.extend_from_slice(weights_stored);
+    let end = out.len() as u64;
+    let h = Header {
+        major: VERSION_MAJOR,
+        minor: VERSION_MINOR,
+        required_flags: if raw_size.is_some() {
+            REQUIRED_COMPRESSED
+        } else {
+            0
+        },
+        optional_flags: 0,
+        file_size: end,
+        sections: [
+            (HEADER_SIZE as u64, meta.len() as u64),
+            (graph_off, graph_size),
+            (weights_off, weights_stored.len() as u64),
+            (end, 0),
+        ],
+        crcs: [
+            crc32fast::hash(meta),
+            crc32fast::hash(&out[graph_off as usize..weights_off as usize]),
+            crc32fast::hash(weights_stored),
+            crc32fast::hash(&[]),
+        ],
+        weights_raw_size: raw_size.unwrap_or(weights_stored.len() as u64),
+    };
+    out[..HEADER_SIZE].copy_from_slice(&h.to_bytes());
+    out
+}
+
+/// Assembles an uncompressed file from parts.
+pub fn assemble(p: &Parts) -> Vec<u8> {
+    assemble_raw(
+        &serde_json::to_vec(&p.meta).expect("JSON"),
+        &serde_json::to_vec(&p.graph).expect("JSON"),
+        &p.weights,
+        None,
+    )
+}
+
+/// Rewrites the header (recomputing its CRC) of a complete file.
+pub fn patch_header(bytes: &mut [u8], f: impl FnOnce(&mut Header)) {
+    let mut h = Header::parse(bytes, "patch").expect("a valid file");
+    f(&mut h);
+    bytes[..HEADER_SIZE].copy_from_slice(&h.to_bytes());
+}
+
+/// Metadata of a regressor over `n` f64 features with one `prediction` output.
+pub fn regression_meta(n: usize) -> Metadata {
+    Metadata {
+        framework: "hardening".into(),
+        framework_version: String::new(),
+        model_type: "test".into(),
+        task: Task::Regression,
+        input: InputSchema {
+            feature_names: (0..n).map(|i| format!("f{i}")).collect(),
+            dtype: DType::F64,
+            shape: vec![-1, n as i64],
+        },
+        output: OutputSchema {
+            names: vec!["prediction".into()],
+            dtypes: vec![DType::F64],
+            class_labels: None,
+        },
+        export_time: String::new(),
+        exporter_version: String::new(),
+        user: Default::default(),
+    }
+}
+
+/// A linear regressor `y = coef · x + intercept` over `coef.len()` features.
+pub fn linear_model(coef: &[f64], intercept: f64) -> ModelBuilder {
+    let n = coef.len();
+    let mut b = ModelBuilder::new(regression_meta(n));
+    b.add_tensor("coef", &[1, n as u64], coef).expect("coef");
+    b.add_tensor("intercept", &[1], &[intercept])
+        .expect("intercept");
+    b.set_inputs(vec![ValueInfo {
+        name: "X".into(),
+        dtype: DType::F64,
+        shape: vec![-1, n as i64],
+    }]);
+    b.push_node(
+        Node::new("lin", "LinearModel", &["X"], &["prediction"])
+            .with("coef", Attr::Tensor("coef".into()))
+            .with("intercept", Attr::Tensor("intercept".into())),
+    );
+    b.set_outputs(vec![ValueInfo {
+        name: "prediction".into(),
+        dtype: DType::F64,
+        shape: vec![-1],
+    }]);
+    b
+}
+
+/// A `TreeEnsemble` given by its arrays (docs/OPS.md), as a builder over `n_features` inputs.
+/// `leaf_values` has one value per node (leaf_dim 1).
+#[allow(clippy::too_many_arguments)]
+pub fn tree_model(
+    n_features: usize,
+    n_targets: i64,
+    roots: &[u32],
+    feature: &[i32],
+    threshold: &[f64],
+    left: &[u32],
+    right: &[u32],
+    flags: &[u8],
+    leaf_values: &[f64],
+) -> ModelBuilder {
+    let mut b = ModelBuilder::new(regression_meta(n_features));
+    let n = |v: usize| [v as u64];
+    b.add_tensor("roots", &n(roots.len()), roots)
+        .expect("roots");
+    b.add_tensor("feature", &n(feature.len()), feature)
+        .expect("feature");
+    b.add_tensor("threshold", &n(threshold.len()), threshold)
+        .expect("threshold");
+    b.add_tensor("left", &n(left.len()), left).expect("left");
+    b.add_tensor("right", &n(right.len()), right)
+        .expect("right");
+    b.add_tensor("flags", &n(flags.len()), flags)
+        .expect("flags");
+    b.add_tensor("leaf_values", &n(leaf_values.len()), leaf_values)
+        .expect("leaf_values");
+    let t = |s: &str| Attr::Tensor(s.to_string());
+    b.push_node(
+        Node::new("trees", "TreeEnsemble", &["X"], &["prediction"])
+            .with("n_targets", Attr::Int(n_targets))
+            .with("leaf_dim", Attr::Int(1))
+            .with("tree_roots", t("roots"))
+            .with("feature", t("feature"))
+            .with("threshold", t("threshold"))
+            .with("left", t("left"))
+            .with("right", t("right"))
+            .with("flags", t("flags"))
+            .with("leaf_values", t("leaf_values"))
+            .with("comparison", Attr::Str("lt".into()))
+            .with("input_precision", Attr::Str("f64".into())),
+    );
+    b.set_inputs(vec![ValueInfo {
+        name: "X".into(),
+        dtype: DType::F64,
+        shape: vec![-1, n_features as i64],
+    }]);
+    let shape = if n_targets == 1 {
+        vec![-1]
+    } else {
+        vec![-1, n_targets]
+    };
+    b.set_outputs(vec![ValueInfo {
+        name: "prediction".into(),
+        dtype: DType::F64,
+        shape,
+    }]);
+    b
+}
+
+thread_local! {
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
+
+fn add(n: usize) {
+    let _ = LIVE.try_with(|l| {
+        let v = l.get().saturating_add(n);
+        l.set(v);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
+    });
+}
+
+fn sub(n: usize) {
+    let _ = LIVE.try_with(|l| l.set(l.get().saturating_sub(n)));
+}
+
+/// A global allocator counting the live and peak heap bytes of each thread. Install it in a
+/// test binary with `#[global_allocator] static A: Counting = Counting;`.
+pub struct Counting;
+
+// SAFETY: forwards every call to the system allocator; the counters are const-initialized
+// thread-locals that never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        add(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        add(layout.size());
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        sub(layout.size());
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        add(new_size);
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        sub(layout.size());
+        p
+    }
+}
+
+/// Runs `f` and returns its result with the peak heap bytes it added on this thread (only
+/// meaningful when [`Counting`] is the global allocator).
+pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.with(|l| l.get());
+    PEAK.with(|p| p.set(base));
+    let out = f();
+    let peak = PEAK.with(|p| p.get());
+    (out, peak.saturating_sub(base))
+}
