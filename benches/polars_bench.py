@@ -20,10 +20,9 @@ import platform
 import tempfile
 import time
 
+import mle_runtime as mle
 import numpy as np
 import polars as pl
-
-import mle_runtime as mle
 from mle_runtime.polars import predict
 
 N_FEATURES = 20
@@ -55,6 +54,10 @@ def best_of(repeat: int, fn):
         out = fn()
         times.append(time.perf_counter() - t0)
     return min(times), out
+
+
+def run(df: pl.DataFrame, expr: pl.Expr, engine: str) -> pl.DataFrame:
+    return df.lazy().select(expr).collect(engine=engine)
 
 
 def main() -> None:
@@ -99,12 +102,8 @@ def main() -> None:
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
         for engine in ("in-memory", "streaming"):
-            t_plugin, _ = best_of(
-                args.repeat, lambda: df.lazy().select(plugin_expr).collect(engine=engine)
-            )
-            t_base, _ = best_of(
-                args.repeat, lambda: df.lazy().select(baseline_expr).collect(engine=engine)
-            )
+            t_plugin, _ = best_of(args.repeat, lambda e=plugin_expr, g=engine: run(df, e, g))
+            t_base, _ = best_of(args.repeat, lambda e=baseline_expr, g=engine: run(df, e, g))
             rows.append((kind, engine, args.rows / t_plugin, args.rows / t_base, t_base / t_plugin))
             print(f"{kind:9s} {engine:9s} plugin {args.rows / t_plugin:14,.0f} rows/s  "
                   f"map_batches {args.rows / t_base:14,.0f} rows/s  ratio {t_base / t_plugin:.2f}x",
@@ -120,7 +119,8 @@ def main() -> None:
           f"xgboost {xgboost.__version__}, lightgbm {lightgbm.__version__}, "
           f"scikit-learn {sklearn.__version__}; best of {args.repeat}.")
     print()
-    print("| model | engine | plugin rows/s | map_batches + framework rows/s | plugin / map_batches |")
+    print("| model | engine | plugin rows/s | map_batches + framework rows/s "
+          "| plugin / map_batches |")
     print("|---|---|---:|---:|---:|")
     for kind, engine, p, b, r in rows:
         print(f"| {kind} | {engine} | {p:,.0f} | {b:,.0f} | {r:.2f}× |")

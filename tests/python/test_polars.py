@@ -216,7 +216,8 @@ def test_model_file_rewritten_is_reloaded(cases, tmp_path):
 def test_error_wrong_number_of_columns(cases):
     case = cases["rf_clf"]
     n = len(case.names)
-    with pytest.raises(ComputeError, match=rf"takes {n} feature columns \(f0, f1, .*f{n - 1}\), got 2"):
+    msg = rf"takes {n} feature columns \(f0, f1, .*f{n - 1}\), got 2"
+    with pytest.raises(ComputeError, match=msg):
         case.df.select(predict(case.model_path, "f0", "f1"))
     # Lazily too: the error comes from planning, before any data is read.
     with pytest.raises(ComputeError, match=rf"takes {n} feature columns"):
