@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct
 import zlib
 
+import mle_runtime as mle
 import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
-
-import mle_runtime as mle
 
 N = 4
 
@@ -35,8 +34,8 @@ def files(tmp_path_factory):
 
 
 def _tamper(path):
-    """Adds 1.0 to the first f64/f32 weight byte pattern's exponent-free low byte, then
-    repairs the weights CRC and the header CRC (the signature CRC is untouched)."""
+    """Flips the lowest bit of the first weight byte, then repairs the weights CRC and the
+    header CRC (the signature CRC is untouched)."""
     b = bytearray(open(path, "rb").read())
     off, size = struct.unpack_from("<QQ", b, 24 + 16 * 2)
     assert size > 0
