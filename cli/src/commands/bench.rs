@@ -1,0 +1,139 @@
+//! `mle bench`: latency at batch size 1 and throughput at a large batch.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use datafusion::arrow::array::ArrayRef;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use mle_arrow::{columns_by_name, BoundColumns};
+use mle_exec::{Batch, RunOptions, Session};
+
+use crate::util::{load_model, open_input, thousands};
+
+/// Arguments of `mle bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model file (.mle).
+    #[arg(long, short = 'm')]
+    model: PathBuf,
+    /// Take rows from this Parquet file (columns named like the model's features).
+    #[arg(long, conflicts_with = "rows")]
+    input: Option<PathBuf>,
+    /// Use this many rows of random features instead of a file.
+    #[arg(long)]
+    rows: Option<usize>,
+    /// Executor threads for the throughput run.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Single-row predictions timed for the latency percentiles.
+    #[arg(long, default_value_t = 2000)]
+    iterations: usize,
+}
+
+/// A small deterministic generator (xorshift64*) for synthetic features.
+struct Rng(u64);
+
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0.0)
+}
+
+/// Runs `mle bench`.
+pub fn run(a: Args) -> Result<()> {
+    if a.threads == 0 || a.iterations == 0 {
+        bail!("--threads and --iterations must be at least 1");
+    }
+    let model = load_model(&a.model, None)?;
+    let features = model.metadata().input.feature_names.clone();
+    let nf = features.len();
+    // Row-major f64 features.
+    let (rows, data): (usize, Vec<f64>) = match (&a.input, a.rows) {
+        (Some(path), _) => {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(open_input(path)?)
+                .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
+            let idx = columns_by_name(builder.schema(), &features).with_context(|| {
+                format!("{} does not have the model's features", path.display())
+            })?;
+            let mut data = Vec::new();
+            let mut rows = 0;
+            for batch in builder.build()? {
+                let batch = batch.with_context(|| format!("cannot read {}", path.display()))?;
+                let cols: Vec<ArrayRef> = idx.iter().map(|&i| batch.column(i).clone()).collect();
+                let bound = BoundColumns::bind(&cols, &features, &features)?;
+                let view = bound.batch()?;
+                for r in 0..view.n_rows() {
+                    data.extend(view.columns().iter().map(|c| c.get_f64(r)));
+                }
+                rows += view.n_rows();
+            }
+            (rows, data)
+        }
+        (None, rows) => {
+            let rows = rows.unwrap_or(100_000);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            let data = (0..rows * nf).map(|_| rng.next_f64() * 2.0 - 1.0).collect();
+            (rows, data)
+        }
+    };
+    if rows == 0 {
+        bail!("no rows to benchmark");
+    }
+    let mut session = Session::new(model.clone());
+
+    // Latency: one row at a time, cycling through the data.
+    let mut lat = Vec::with_capacity(a.iterations);
+    for i in 0..a.iterations.min(1_000_000) {
+        let r = i % rows;
+        let row = data.get(r * nf..(r + 1) * nf).unwrap_or(&[]);
+        let t = Instant::now();
+        session
+            .predict_row(row)
+            .context("single-row prediction failed")?;
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    lat.sort_by(f64::total_cmp);
+
+    // Throughput: the whole data as one batch, repeated for at least ~1 s.
+    let batch = Batch::from_row_major_f64(&data, rows, nf)?;
+    let opts = RunOptions { threads: a.threads };
+    session.predict_batch(&batch, opts)?; // warm-up
+    let start = Instant::now();
+    let mut runs = 0u64;
+    while runs == 0 || (start.elapsed().as_secs_f64() < 1.0 && runs < 1000) {
+        session.predict_batch(&batch, opts)?;
+        runs += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let rate = (rows as u64 * runs) as f64 / secs;
+    println!("{}: {} features", a.model.display(), nf);
+    println!(
+        "  latency (batch 1, {} runs): p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.9),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "  throughput (batch {}, {} thread{}, {runs} runs): {} rows/s",
+        thousands(rows as u64),
+        a.threads,
+        if a.threads == 1 { "" } else { "s" },
+        thousands(rate as u64)
+    );
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `mle inspect`: what a model file holds.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use mle_format::{ClassLabels, MleFile, ReadOptions};
+use serde_json::json;
+
+use crate::util::bytes;
+
+/// Arguments of `mle inspect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model file (.mle).
+    model: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `mle inspect`.
+pub fn run(a: Args) -> Result<()> {
+    let file = MleFile::open(&a.model, &ReadOptions::default())
+        .with_context(|| format!("cannot read model {}", a.model.display()))?;
+    let h = file.header();
+    let meta = file.metadata();
+    let graph = file.graph();
+    let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &graph.nodes {
+        *ops.entry(n.op.as_str()).or_default() += 1;
+    }
+    let quantized = graph
+        .tensors
+        .iter()
+        .filter(|t| t.quantization.is_some())
+        .count();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v = json!({
+            "path": a.model.display().to_string(),
+            "format_version": format!("{}.{}", h.major, h.minor),
+            "file_size": h.file_size,
+            "compressed": h.compressed(),
+            "signed": h.signed(),
+            "weights_bytes": h.weights_raw_size,
+            "quantized_tensors": quantized,
+            "metadata": meta,
+            "graph": {
+                "inputs": graph.inputs,
+                "outputs": graph.outputs,
+                "nodes": graph.nodes.len(),
+                "ops": ops,
+                "tensors": graph.tensors.len(),
+            },
+        });
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "{}", a.model.display())?;
+    writeln!(
+        out,
+        "  format       {}.{}, {} ({}{}{})",
+        h.major,
+        h.minor,
+        bytes(h.file_size),
+        if h.compressed() {
+            "zstd"
+        } else {
+            "uncompressed"
+        },
+        if quantized > 0 { ", quantized" } else { "" },
+        if h.signed() { ", signed" } else { ", unsigned" },
+    )?;
+    let version = if meta.framework_version.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", meta.framework_version)
+    };
+    writeln!(out, "  framework    {}{version}", meta.framework)?;
+    writeln!(out, "  model        {} ({:?})", meta.model_type, meta.task)?;
+    writeln!(
+        out,
+        "  input        {} features, {} : {}",
+        meta.n_features(),
+        meta.input.dtype,
+        meta.input.feature_names.join(", ")
+    )?;
+    for (name, dt) in meta.output.names.iter().zip(&meta.output.dtypes) {
+        writeln!(out, "  output       {name} ({dt})")?;
+    }
+    match &meta.output.class_labels {
+        Some(ClassLabels::Int(v)) => writeln!(out, "  classes      {v:?}")?,
+        Some(ClassLabels::Str(v)) => writeln!(out, "  classes      {}", v.join(", "))?,
+        None => {}
+    }
+    let ops: Vec<String> = ops.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+    writeln!(
+        out,
+        "  graph        {} nodes ({}), {} tensors, {} of weights",
+        graph.nodes.len(),
+        ops.join(", "),
+        graph.tensors.len(),
+        bytes(h.weights_raw_size)
+    )?;
+    if !meta.exporter_version.is_empty() || !meta.export_time.is_empty() {
+        writeln!(
+            out,
+            "  exported     {} {}",
+            meta.exporter_version, meta.export_time
+        )?;
+    }
+    for (k, v) in &meta.user {
+        writeln!(out, "  user.{k:<7} {v}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `mle score`: stream a Parquet file through a model, batch by batch.
+//!
+//! A reader thread decodes the next batch while the main thread scores and encodes the
+//! current one; at most a few batches are in memory at any time, whatever the file's size.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use indicatif::{ProgressBar, ProgressStyle};
+use mle_arrow::{columns_by_name, output_arrays, BoundColumns, OutputKind};
+use mle_exec::{RunOptions, Session};
+
+use crate::util::{create_output, load_model, open_input, thousands};
+
+/// Arguments of `mle score`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model file (.mle).
+    #[arg(long, short = 'm')]
+    model: PathBuf,
+    /// The Parquet file to score.
+    input: PathBuf,
+    /// Where to write the scored Parquet file.
+    #[arg(long, short = 'o')]
+    output: PathBuf,
+    /// Input columns to use as the model's features, in the model's feature order
+    /// (default: the columns named like the model's features).
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+    /// Executor threads per batch.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Rows per batch (bounds memory use).
+    #[arg(long, default_value_t = 65536)]
+    batch_size: usize,
+    /// Require the model to be signed by this public key.
+    #[arg(long)]
+    public_key: Option<PathBuf>,
+}
+
+/// Runs `mle score`.
+pub fn run(a: Args) -> Result<()> {
+    if a.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if a.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let model = load_model(&a.model, a.public_key.as_deref())?;
+    let meta = model.metadata();
+    let kind = OutputKind::of_model(&model)
+        .with_context(|| format!("model {} cannot be scored", a.model.display()))?;
+    let features = &meta.input.feature_names;
+
+    let file = open_input(&a.input)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a readable Parquet file", a.input.display()))?;
+    let total_rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let in_schema = builder.schema().clone();
+    let feature_idx = match &a.columns {
+        None => columns_by_name(&in_schema, features).with_context(|| {
+            format!(
+                "{} does not have the model's feature columns (use --columns to bind others by position)",
+                a.input.display()
+            )
+        })?,
+        Some(cols) => {
+            if cols.len() != features.len() {
+                bail!(
+                    "--columns lists {} columns but model {} takes {} features ({})",
+                    cols.len(),
+                    a.model.display(),
+                    features.len(),
+                    features.join(", ")
+                );
+            }
+            columns_by_name(&in_schema, cols)
+                .with_context(|| format!("bad --columns for {}", a.input.display()))?
+        }
+    };
+    let names: Vec<String> = feature_idx
+        .iter()
+        .map(|&i| in_schema.field(i).name().clone())
+        .collect();
+
+    let mut out_fields: Vec<Arc<Field>> = in_schema.fields().iter().cloned().collect();
+    for f in kind.fields() {
+        if in_schema.index_of(f.name()).is_ok() {
+            bail!(
+                "{} already has a column named {:?}; rename it before scoring",
+                a.input.display(),
+                f.name()
+            );
+        }
+        out_fields.push(f);
+    }
+    let out_schema = Arc::new(Schema::new_with_metadata(
+        out_fields,
+        in_schema.metadata().clone(),
+    ));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let out = create_output(&a.output)?;
+    let mut writer = ArrowWriter::try_new(out, out_schema.clone(), Some(props))
+        .with_context(|| format!("cannot write Parquet to {}", a.output.display()))?;
+
+    let reader = builder
+        .with_batch_size(a.batch_size)
+        .build()
+        .with_context(|| format!("cannot read {}", a.input.display()))?;
+
+    let progress = if std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new(total_rows);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows ({per_sec}, eta {eta})",
+        ) {
+            pb.set_style(style);
+        }
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let start = Instant::now();
+    let input_name = a.input.display().to_string();
+    let (tx, rx) = sync_channel(1);
+    let decoder = std::thread::spawn(move || {
+        for batch in reader {
+            if tx.send(batch).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut session = Session::new(model.clone());
+    let opts = RunOptions { threads: a.threads };
+    let mut rows: u64 = 0;
+    let result = (|| -> Result<()> {
+        for batch in rx {
+            let batch = batch.with_context(|| format!("cannot read {input_name}"))?;
+            let cols: Vec<ArrayRef> = feature_idx
+                .iter()
+                .map(|&i| batch.column(i).clone())
+                .collect();
+            let bound = BoundColumns::bind(&cols, &names, features)
+                .with_context(|| format!("cannot bind the columns of {input_name}"))?;
+            let view = bound.batch()?;
+            let outputs = session
+                .predict_batch(&view, opts)
+                .with_context(|| format!("model {} failed", a.model.display()))?;
+            let arrays = output_arrays(&kind, meta, outputs)?;
+            let mut columns = batch.columns().to_vec();
+            columns.push(arrays.prediction);
+            columns.extend(arrays.probabilities);
+            let out_batch = RecordBatch::try_new(out_schema.clone(), columns)
+                .context("cannot assemble the output batch")?;
+            writer
+                .write(&out_batch)
+                .with_context(|| format!("cannot write {}", a.output.display()))?;
+            rows += batch.num_rows() as u64;
+            progress.set_position(rows);
+        }
+        Ok(())
+    })();
+    // Dropping the receiver (end of loop or error) stops the decoder.
+    let _ = decoder.join();
+    result?;
+    writer
+        .close()
+        .with_context(|| format!("cannot finish {}", a.output.display()))?;
+    progress.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    let rate = if secs > 0.0 { rows as f64 / secs } else { 0.0 };
+    eprintln!(
+        "scored {} rows in {secs:.2} s ({} rows/s) -> {}",
+        thousands(rows),
+        thousands(rate as u64),
+        a.output.display()
+    );
+    Ok(())
+}
