@@ -19,16 +19,18 @@ step "rustfmt"
 cargo fmt --all -- --check
 
 step "clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --all-targets -- -D warnings
 
 step "cargo test"
-cargo test --workspace
+# The default members: everything but mle-ballista, which turns on datafusion's default
+# features and is built and tested on its own (`cargo test -p mle-ballista`).
+cargo test
 
 if [ -z "${MLE_SKIP_PYTHON:-}" ] && [ -f scripts/py_setup.sh ]; then
   step "python set-up (venv, pinned packages, extension)"
   bash scripts/py_setup.sh
   step "ruff"
-  "$MLE_VENV/bin/ruff" check python tests/python
+  "$MLE_VENV/bin/ruff" check python tests/python benches datasets
   step "pytest"
   "$MLE_VENV/bin/python" -m pytest -q tests/python
 fi
