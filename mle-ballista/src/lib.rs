@@ -43,11 +43,11 @@ use ballista::prelude::SessionContextExt;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
 };
-use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use mle_format::PublicKey;
 use mle_sql::UdfOptions;
@@ -187,10 +187,7 @@ impl ScalarUDFImpl for OnExecutor {
         self.inner.inner().return_type(arg_types)
     }
 
-    fn return_field_from_args(
-        &self,
-        args: ReturnFieldArgs,
-    ) -> datafusion::error::Result<FieldRef> {
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> datafusion::error::Result<FieldRef> {
         self.inner.return_field_from_args(args)
     }
 
@@ -315,7 +312,14 @@ mod tests {
             parse_cluster_url("df://sched/").unwrap(),
             ("sched".to_string(), DEFAULT_SCHEDULER_PORT)
         );
-        for bad in ["sched:1", "df://", "df://h:x", "df://h:70000", "df://h:1/db", "df://:1"] {
+        for bad in [
+            "sched:1",
+            "df://",
+            "df://h:x",
+            "df://h:70000",
+            "df://h:1/db",
+            "df://:1",
+        ] {
             assert!(
                 matches!(parse_cluster_url(bad), Err(ClusterError::BadUrl { .. })),
                 "{bad}"

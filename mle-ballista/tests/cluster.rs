@@ -32,7 +32,9 @@ fn repo() -> PathBuf {
 
 /// Imports an XGBoost fixture into `dir` and returns the `.mle` path.
 fn import_fixture(name: &str, dir: &Path, signing_key: Option<mle_format::SecretKey>) -> PathBuf {
-    let src = repo().join("tests/fixtures/xgboost").join(format!("{name}.json"));
+    let src = repo()
+        .join("tests/fixtures/xgboost")
+        .join(format!("{name}.json"));
     let builder = mle_import::import_file(&src, None)
         .unwrap_or_else(|e| panic!("import {}: {e}", src.display()));
     let out = dir.join(format!("{name}.mle"));
@@ -236,7 +238,12 @@ impl Cluster {
         let config = mle_ballista::default_client_config().with_target_partitions(partitions);
         mle_ballista::connect_with_config(&self.url(), config, mle_sql::UdfOptions::default())
             .await
-            .unwrap_or_else(|e| panic!("connect: {e}; scheduler log:\n{}", read_log(&self.scheduler.log)))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "connect: {e}; scheduler log:\n{}",
+                    read_log(&self.scheduler.log)
+                )
+            })
     }
 
     fn logs(&self) -> String {
@@ -276,7 +283,9 @@ async fn run(ctx: &SessionContext, q: &str) -> datafusion::error::Result<RecordB
     let df = ctx.sql(q).await?;
     let schema: Arc<Schema> = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
-    Ok(datafusion::arrow::compute::concat_batches(&schema, &batches)?)
+    Ok(datafusion::arrow::compute::concat_batches(
+        &schema, &batches,
+    )?)
 }
 
 /// Equal bit for bit: same types, same validity, and float values with the same bits.
@@ -286,7 +295,10 @@ fn assert_same_bits(a: &dyn Array, b: &dyn Array, what: &str) {
     assert_eq!(a.nulls(), b.nulls(), "{what}: NULLs differ");
     match a.data_type() {
         DataType::Float64 => {
-            let (x, y) = (a.as_primitive::<Float64Type>(), b.as_primitive::<Float64Type>());
+            let (x, y) = (
+                a.as_primitive::<Float64Type>(),
+                b.as_primitive::<Float64Type>(),
+            );
             for i in 0..x.len() {
                 assert_eq!(
                     x.value(i).to_bits(),
@@ -298,7 +310,10 @@ fn assert_same_bits(a: &dyn Array, b: &dyn Array, what: &str) {
             }
         }
         DataType::Float32 => {
-            let (x, y) = (a.as_primitive::<Float32Type>(), b.as_primitive::<Float32Type>());
+            let (x, y) = (
+                a.as_primitive::<Float32Type>(),
+                b.as_primitive::<Float32Type>(),
+            );
             for i in 0..x.len() {
                 assert_eq!(
                     x.value(i).to_bits(),
@@ -320,7 +335,11 @@ fn assert_same_bits(a: &dyn Array, b: &dyn Array, what: &str) {
 
 fn assert_same_batches(cluster: &RecordBatch, local: &RecordBatch, q: &str) {
     assert_eq!(cluster.num_columns(), local.num_columns(), "{q}");
-    assert_eq!(cluster.num_rows(), local.num_rows(), "{q}: row counts differ");
+    assert_eq!(
+        cluster.num_rows(),
+        local.num_rows(),
+        "{q}: row counts differ"
+    );
     for (i, f) in local.schema().fields().iter().enumerate() {
         assert_same_bits(
             cluster.column(i).as_ref(),
@@ -393,7 +412,10 @@ async fn cluster_matches_single_process_bit_for_bit() {
         assert_same_batches(&got, &want, q);
     }
     // The first query returns every row.
-    assert_eq!(run(&local, &queries[0]).await.unwrap().num_rows(), FILES * ROWS);
+    assert_eq!(
+        run(&local, &queries[0]).await.unwrap().num_rows(),
+        FILES * ROWS
+    );
     // Both executors ran tasks (each wrote shuffle or result files into its work dir).
     for (i, e) in cluster.executors.iter().enumerate() {
         assert!(
@@ -413,7 +435,11 @@ async fn client_and_executor_errors_are_clear() {
     // Executors require models signed by this key; the client and scheduler accept any.
     let key = mle_format::generate_key().unwrap();
     let key_file = tmp.path().join("trusted.pub");
-    std::fs::write(&key_file, mle_format::sign::key_to_hex(&key.verifying_key().to_bytes())).unwrap();
+    std::fs::write(
+        &key_file,
+        mle_format::sign::key_to_hex(&key.verifying_key().to_bytes()),
+    )
+    .unwrap();
     let unsigned = import_fixture("multi_softprob", tmp.path(), None);
     let signed_dir = tmp.path().join("signed");
     std::fs::create_dir_all(&signed_dir).unwrap();
@@ -430,29 +456,48 @@ async fn client_and_executor_errors_are_clear() {
         .unwrap();
 
     // A signed model runs.
-    let q = format!("SELECT id, mle_predict({}) FROM t ORDER BY id", cls_args(&signed));
-    let got = run(&remote, &q).await.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let q = format!(
+        "SELECT id, mle_predict({}) FROM t ORDER BY id",
+        cls_args(&signed)
+    );
+    let got = run(&remote, &q)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     assert_eq!(got.num_rows(), 2000);
 
     // An unsigned one is refused by the executor: the job error says which executor and why.
     let q = format!("SELECT id, mle_predict({}) FROM t", cls_args(&unsigned));
-    let err = run(&remote, &q).await.expect_err("unsigned model accepted").to_string();
+    let err = run(&remote, &q)
+        .await
+        .expect_err("unsigned model accepted")
+        .to_string();
     assert!(err.contains("executor 127.0.0.1:"), "{err}");
     assert!(err.contains("multi_softprob.mle"), "{err}");
     assert!(err.to_lowercase().contains("sign"), "{err}");
     assert!(!err.contains("could not be prepared"), "{err}");
 
     // A model the client cannot read fails on the client, naming the file.
-    let q = format!("SELECT mle_predict('{}/missing.mle', f0) FROM t", tmp.path().display());
-    let err = run(&remote, &q).await.expect_err("missing model accepted").to_string();
+    let q = format!(
+        "SELECT mle_predict('{}/missing.mle', f0) FROM t",
+        tmp.path().display()
+    );
+    let err = run(&remote, &q)
+        .await
+        .expect_err("missing model accepted")
+        .to_string();
     assert!(err.contains("missing.mle"), "{err}");
     assert!(err.contains("cannot open model file"), "{err}");
 
     // A wrong address fails at connect, naming it.
-    let err = mle_ballista::connect(&format!("df://127.0.0.1:{}", free_port()), Default::default())
-        .await
-        .expect_err("connected to nothing")
-        .to_string();
+    let err = match mle_ballista::connect(
+        &format!("df://127.0.0.1:{}", free_port()),
+        Default::default(),
+    )
+    .await
+    {
+        Ok(_) => panic!("connected to nothing"),
+        Err(e) => e.to_string(),
+    };
     assert!(err.contains("cannot reach the Ballista scheduler"), "{err}");
 }
 
@@ -491,8 +536,7 @@ async fn killed_executor_never_gives_a_wrong_result() {
     // Kill the second executor once it has started working on the job.
     let victim = &cluster.executors[1];
     let deadline = Instant::now() + Duration::from_secs(60);
-    while count_files(&victim.work_dir) == 0 && !task.is_finished() && Instant::now() < deadline
-    {
+    while count_files(&victim.work_dir) == 0 && !task.is_finished() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let killed_while_running = !task.is_finished();
