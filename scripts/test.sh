@@ -4,6 +4,7 @@
 #
 #   scripts/test.sh            # everything
 #   MLE_SKIP_PYTHON=1 scripts/test.sh   # Rust only
+#   MLE_WITH_BALLISTA=1 scripts/test.sh # also the Ballista cluster tests (a second datafusion build)
 #
 # Shared build caches live outside the clone:
 #   CARGO_TARGET_DIR (default ~/.cache/mle-target), MLE_VENV (default ~/.cache/mle-venv).
@@ -25,6 +26,11 @@ step "cargo test"
 # The default members: everything but mle-ballista, which turns on datafusion's default
 # features and is built and tested on its own (`cargo test -p mle-ballista`).
 cargo test
+
+if [ -n "${MLE_WITH_BALLISTA:-}" ]; then
+  step "cargo test -p mle-ballista (scheduler + executors on 127.0.0.1)"
+  cargo test -p mle-ballista -- --test-threads 1
+fi
 
 if [ -z "${MLE_SKIP_PYTHON:-}" ] && [ -f scripts/py_setup.sh ]; then
   step "python set-up (venv, pinned packages, extension)"
