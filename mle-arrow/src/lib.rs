@@ -258,7 +258,9 @@ fn bind_one(
             if cast.null_count() == 0 {
                 Ok(Bound::F64(cast))
             } else {
-                Ok(Bound::OwnedF64(with_nan(cast.as_primitive::<Float64Type>())))
+                Ok(Bound::OwnedF64(with_nan(
+                    cast.as_primitive::<Float64Type>(),
+                )))
             }
         }
         _ => Err(unsupported()),
@@ -429,7 +431,7 @@ fn data_len(data: &OutputData) -> usize {
 }
 
 fn fixed_list(values: ArrayRef, width: usize, n_rows: usize, what: &str) -> Result<ArrayRef> {
-    let need = n_rows.checked_mul(width).unwrap_or(usize::MAX);
+    let need = n_rows.saturating_mul(width);
     if values.len() != need || width == 0 || width > i32::MAX as usize {
         return Err(ArrowError::Output(format!(
             "output {what:?} has {} values, expected {n_rows} rows × {width}",

@@ -100,7 +100,10 @@ fn string_column_is_refused_naming_column_and_feature() {
     .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ArrowError::UnsupportedType { .. }), "{msg}");
-    assert!(msg.contains("\"name\"") && msg.contains("\"f_b\"") && msg.contains("Utf8"), "{msg}");
+    assert!(
+        msg.contains("\"name\"") && msg.contains("\"f_b\"") && msg.contains("Utf8"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -164,8 +167,16 @@ fn info(name: &str, dtype: DType, width: usize) -> OutputInfo {
 fn regressor_keeps_the_executor_dtype() {
     let m = meta(Task::Regression, None);
     for (dt, data, arrow_dt) in [
-        (DType::F32, OutputData::F32(vec![1.0, 2.0]), DataType::Float32),
-        (DType::F64, OutputData::F64(vec![1.0, 2.0]), DataType::Float64),
+        (
+            DType::F32,
+            OutputData::F32(vec![1.0, 2.0]),
+            DataType::Float32,
+        ),
+        (
+            DType::F64,
+            OutputData::F64(vec![1.0, 2.0]),
+            DataType::Float64,
+        ),
     ] {
         let outs = vec![info("prediction", dt, 0)];
         let kind = OutputKind::of(&m, &outs).unwrap();
@@ -193,11 +204,17 @@ fn regressor_keeps_the_executor_dtype() {
         n_rows: 2,
     };
     let arr = output_arrays(&kind, &m, &o).unwrap();
-    assert_eq!(arr.prediction.as_primitive::<Float64Type>().values(), &[3.0, 4.0]);
+    assert_eq!(
+        arr.prediction.as_primitive::<Float64Type>().values(),
+        &[3.0, 4.0]
+    );
 }
 
 fn classifier_outputs(idx: Vec<i64>, proba: Vec<f32>) -> (Vec<OutputInfo>, Outputs) {
-    let infos = vec![info("label", DType::I64, 0), info("probabilities", DType::F32, 3)];
+    let infos = vec![
+        info("label", DType::I64, 0),
+        info("probabilities", DType::F32, 3),
+    ];
     let n = idx.len();
     let o = Outputs {
         outputs: vec![
@@ -217,10 +234,7 @@ fn classifier_outputs(idx: Vec<i64>, proba: Vec<f32>) -> (Vec<OutputInfo>, Outpu
 
 #[test]
 fn classifier_maps_indices_through_string_and_integer_labels() {
-    let (infos, o) = classifier_outputs(
-        vec![2, 0],
-        vec![0.1, 0.2, 0.7, 0.8, 0.1, 0.1],
-    );
+    let (infos, o) = classifier_outputs(vec![2, 0], vec![0.1, 0.2, 0.7, 0.8, 0.1, 0.1]);
     let m = meta(
         Task::Multiclass,
         Some(ClassLabels::Str(vec!["a".into(), "b".into(), "c".into()])),
@@ -255,7 +269,11 @@ fn class_index_out_of_range_is_an_error_not_a_panic() {
     let m = meta(Task::Multiclass, Some(ClassLabels::Int(vec![0, 1, 2])));
     let kind = OutputKind::of(&m, &infos).unwrap();
     let err = output_arrays(&kind, &m, &o).unwrap_err();
-    assert!(err.to_string().contains("class index 3 is outside the 3 classes"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("class index 3 is outside the 3 classes"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -263,5 +281,9 @@ fn label_count_must_match_probability_columns() {
     let (infos, _) = classifier_outputs(vec![0], vec![0.1, 0.2, 0.7]);
     let m = meta(Task::Multiclass, Some(ClassLabels::Int(vec![0, 1])));
     let err = OutputKind::of(&m, &infos).unwrap_err();
-    assert!(err.to_string().contains("2 class labels for 3 probability columns"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("2 class labels for 3 probability columns"),
+        "{err}"
+    );
 }

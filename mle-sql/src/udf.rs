@@ -7,8 +7,11 @@ use std::sync::Arc;
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_datafusion_err, plan_datafusion_err, DataFusionError, ScalarValue};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 use mle_arrow::{is_supported_type, predict_arrays, OutputKind};
 use mle_exec::RunOptions;
@@ -46,6 +49,8 @@ pub struct MlePredict {
     signature: Signature,
     opts: UdfOptions,
     cache: &'static ModelCache,
+    /// The model this call was bound to when its query was planned (see `simplify`).
+    pinned: Option<Arc<CachedModel>>,
 }
 
 impl PartialEq for MlePredict {
@@ -56,6 +61,11 @@ impl PartialEq for MlePredict {
             && self.opts.public_key.map(|k| k.to_bytes())
                 == other.opts.public_key.map(|k| k.to_bytes())
             && std::ptr::eq(self.cache, other.cache)
+            && match (&self.pinned, &other.pinned) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
     }
 }
 
@@ -67,6 +77,10 @@ impl Hash for MlePredict {
         self.proba.hash(state);
         self.opts.threads.hash(state);
         self.opts.public_key.map(|k| k.to_bytes()).hash(state);
+        self.pinned
+            .as_ref()
+            .map(|p| Arc::as_ptr(p) as usize)
+            .hash(state);
     }
 }
 
@@ -96,6 +110,7 @@ impl MlePredict {
             signature: Signature::user_defined(Volatility::Stable),
             opts,
             cache,
+            pinned: None,
         }
     }
 
@@ -104,6 +119,9 @@ impl MlePredict {
     }
 
     fn model(&self, path: &str) -> Result<Arc<CachedModel>, String> {
+        if let Some(p) = &self.pinned {
+            return Ok(p.clone());
+        }
         self.cache
             .get(Path::new(path), self.opts.public_key.as_ref())
             .map_err(|e| chain(&e))
@@ -217,6 +235,40 @@ impl ScalarUDFImpl for MlePredict {
             .return_type_of(path, &cached.kind)
             .map_err(|e| plan_datafusion_err!("{e}"))?;
         Ok(Arc::new(Field::new(name, dt, false)))
+    }
+
+    /// Binds the call to the model its path names now, once per query: every batch of the query
+    /// is then scored by that one model, even if the file is replaced while the query runs
+    /// (the replacement is picked up by the next query).
+    fn simplify(
+        &self,
+        args: Vec<Expr>,
+        _info: &SimplifyContext,
+    ) -> datafusion::common::Result<ExprSimplifyResult> {
+        if self.pinned.is_some() {
+            return Ok(ExprSimplifyResult::Original(args));
+        }
+        let Some(path) = (match args.first() {
+            Some(Expr::Literal(v, _)) => literal_path(v),
+            _ => None,
+        }) else {
+            return Ok(ExprSimplifyResult::Original(args));
+        };
+        let cached = self
+            .model(path)
+            .map_err(|e| plan_datafusion_err!("{}: {e}", self.name))?;
+        let pinned = MlePredict {
+            name: self.name,
+            proba: self.proba,
+            signature: self.signature.clone(),
+            opts: self.opts,
+            cache: self.cache,
+            pinned: Some(cached),
+        };
+        let udf = Arc::new(ScalarUDF::new_from_impl(pinned));
+        Ok(ExprSimplifyResult::Simplified(Expr::ScalarFunction(
+            ScalarFunction::new_udf(udf, args),
+        )))
     }
 
     /// Runs the model over one batch: features are bound by position, NULL becomes a missing

@@ -7,9 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -37,7 +35,10 @@ fn model_path(name: &str) -> PathBuf {
 
 fn read_parquet(path: &Path) -> RecordBatch {
     let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let r = ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
+    let r = ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap();
     let batches: Vec<RecordBatch> = r.map(|b| b.unwrap()).collect();
     datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
 }
@@ -55,7 +56,8 @@ fn executor(model: &Path, data: &Path) -> OutputArrays {
 }
 
 fn ctx(partitions: usize) -> SessionContext {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
+    let ctx =
+        SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
     mle_sql::register(&ctx);
     ctx
 }
@@ -148,9 +150,12 @@ async fn regressor_sql_equals_executor_bitwise_and_lightgbm_within_fp32_bound() 
     assert_has_nulls(&data, &features);
     let ctx = ctx(1);
     register(&ctx, "t", &data).await;
-    let got = sql(&ctx, &format!("SELECT {} FROM t", call("mle_predict", &model, &features)))
-        .await
-        .unwrap();
+    let got = sql(
+        &ctx,
+        &format!("SELECT {} FROM t", call("mle_predict", &model, &features)),
+    )
+    .await
+    .unwrap();
     let exec = executor(&model, &data);
     assert_eq!(got.data_type(), exec.prediction.data_type());
     assert_eq!(&got, &exec.prediction, "SQL and executor differ");
@@ -169,17 +174,26 @@ async fn check_classifier(name: &str) {
     assert_has_nulls(&data, &features);
     let ctx = ctx(1);
     register(&ctx, "t", &data).await;
-    let labels = sql(&ctx, &format!("SELECT {} FROM t", call("mle_predict", &model, &features)))
-        .await
-        .unwrap();
+    let labels = sql(
+        &ctx,
+        &format!("SELECT {} FROM t", call("mle_predict", &model, &features)),
+    )
+    .await
+    .unwrap();
     let proba = sql(
         &ctx,
-        &format!("SELECT {} FROM t", call("mle_predict_proba", &model, &features)),
+        &format!(
+            "SELECT {} FROM t",
+            call("mle_predict_proba", &model, &features)
+        ),
     )
     .await
     .unwrap();
     let exec = executor(&model, &data);
-    assert_eq!(&labels, &exec.prediction, "{name}: labels differ from the executor");
+    assert_eq!(
+        &labels, &exec.prediction,
+        "{name}: labels differ from the executor"
+    );
     assert_eq!(
         &proba,
         exec.probabilities.as_ref().unwrap(),
@@ -231,7 +245,10 @@ async fn partitions_in_parallel_give_the_same_predictions() {
     register(&ctx, "t", dir.path()).await;
     let got = sql(
         &ctx,
-        &format!("SELECT {} FROM t", call("mle_predict_proba", &model, &features)),
+        &format!(
+            "SELECT {} FROM t",
+            call("mle_predict_proba", &model, &features)
+        ),
     )
     .await
     .unwrap();
@@ -239,13 +256,21 @@ async fn partitions_in_parallel_give_the_same_predictions() {
     let key = |a: &ArrayRef| {
         let l = a.as_fixed_size_list();
         let mut v: Vec<Vec<u64>> = (0..l.len())
-            .map(|i| f64_values(&l.value(i)).iter().map(|x| x.to_bits()).collect())
+            .map(|i| {
+                f64_values(&l.value(i))
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect()
+            })
             .collect();
         v.sort();
         v
     };
     let mut want = key(exec.probabilities.as_ref().unwrap());
-    want = want.into_iter().flat_map(|r| std::iter::repeat_n(r, 4)).collect();
+    want = want
+        .into_iter()
+        .flat_map(|r| std::iter::repeat_n(r, 4))
+        .collect();
     assert_eq!(key(&got), want);
 }
 
@@ -349,7 +374,10 @@ async fn nulls_and_integer_columns_are_missing_values_and_numbers() {
     let lit = f64_values(
         &sql(
             &ctx,
-            &format!("SELECT mle_predict('{}', 1.5, CAST(2 AS TINYINT))", path.display()),
+            &format!(
+                "SELECT mle_predict('{}', 1.5, CAST(2 AS TINYINT))",
+                path.display()
+            ),
         )
         .await
         .unwrap(),
@@ -403,18 +431,45 @@ async fn planning_errors_name_what_is_wrong() {
     assert!(e.contains("missing the model path"), "{e}");
 
     let missing = dir.path().join("nope.mle");
-    let e = sql_err(&ctx, &format!("SELECT mle_predict('{}', a, b) FROM t", missing.display())).await;
+    let e = sql_err(
+        &ctx,
+        &format!("SELECT mle_predict('{}', a, b) FROM t", missing.display()),
+    )
+    .await;
     assert!(
-        e.contains("cannot open model file") && e.contains("nope.mle") && e.contains("No such file"),
+        e.contains("cannot open model file")
+            && e.contains("nope.mle")
+            && e.contains("No such file"),
         "{e}"
     );
-    let e = sql_err(&ctx, &format!("SELECT mle_predict('{}', a, b) FROM t", corrupt.display())).await;
-    assert!(e.contains("cannot load model") && e.contains("corrupt.mle"), "{e}");
-    assert!(e.contains("checksum mismatch") || e.contains("corrupted"), "{e}");
-    let e = sql_err(&ctx, &format!("SELECT mle_predict('{}', a, b) FROM t", garbage.display())).await;
-    assert!(e.contains("garbage.mle") && (e.contains("truncated") || e.contains("magic")), "{e}");
+    let e = sql_err(
+        &ctx,
+        &format!("SELECT mle_predict('{}', a, b) FROM t", corrupt.display()),
+    )
+    .await;
+    assert!(
+        e.contains("cannot load model") && e.contains("corrupt.mle"),
+        "{e}"
+    );
+    assert!(
+        e.contains("checksum mismatch") || e.contains("corrupted"),
+        "{e}"
+    );
+    let e = sql_err(
+        &ctx,
+        &format!("SELECT mle_predict('{}', a, b) FROM t", garbage.display()),
+    )
+    .await;
+    assert!(
+        e.contains("garbage.mle") && (e.contains("truncated") || e.contains("magic")),
+        "{e}"
+    );
 
-    let e = sql_err(&ctx, &format!("SELECT mle_predict_proba('{p}', a, b) FROM t")).await;
+    let e = sql_err(
+        &ctx,
+        &format!("SELECT mle_predict_proba('{p}', a, b) FROM t"),
+    )
+    .await;
     assert!(e.contains("is not a classifier"), "{e}");
 }
 
