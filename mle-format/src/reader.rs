@@ -106,7 +106,8 @@ pub(crate) fn verify_section_crcs(h: &Header, bytes: &[u8], file: &str) -> Resul
 }
 
 impl MleFile {
-    /// Opens and validates a file by memory-mapping it.
+    /// Opens and validates a file by memory-mapping it. With a public key in `opts`, the file
+    /// is read into memory instead, so the bytes verified are the bytes used.
     pub fn open(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<MleFile> {
         let path = path.as_ref();
         let io = |source| FormatError::Io {
@@ -118,6 +119,13 @@ impl MleFile {
         let name = path.display().to_string();
         let storage = if len == 0 {
             Storage::Owned(AlignedBuf::zeroed(0))
+        } else if opts.public_key.is_some() {
+            // A verified load reads a private copy: the signature must cover exactly the bytes
+            // that are then parsed and compiled, and a shared mapping would let a writer
+            // rewriting the file in place change them after verification.
+            let mut buf = AlignedBuf::zeroed(usize::try_from(len).unwrap_or(usize::MAX));
+            std::io::Read::read_exact(&mut &file, buf.as_mut_slice()).map_err(io)?;
+            Storage::Owned(buf)
         } else {
             // SAFETY: the map is read-only. Another process truncating or rewriting the file in
             // place while it is mapped is outside our contract: writers replace models by

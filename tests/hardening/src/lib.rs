@@ -265,3 +265,52 @@ pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let peak = PEAK.with(|p| p.get());
     (out, peak.saturating_sub(base))
 }
+
+/// Two distinguishable models and a writer replacing one by the other (concurrency tests).
+pub mod swap {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use mle_format::{write_atomic, WriteOptions};
+
+    use super::linear_model;
+
+    /// The offset (0 or 1000) every row of one batch shows, or a description of the mix.
+    pub fn model_of(a: &[f64], b: &[f64], y: &[f64]) -> Result<u32, String> {
+        let mut seen = None;
+        for ((&a, &b), &y) in a.iter().zip(b).zip(y) {
+            let off = y - (a + b);
+            let k = if off.abs() < 1e-9 {
+                0
+            } else if (off - 1000.0).abs() < 1e-9 {
+                1
+            } else {
+                return Err(format!("row gives {y} for a={a}, b={b}: neither model"));
+            };
+            if *seen.get_or_insert(k) != k {
+                return Err("one batch mixes both models".into());
+            }
+        }
+        seen.ok_or_else(|| "empty result".into())
+    }
+
+    /// The two models: `y = a + b` and `y = a + b + 1000`, as file bytes.
+    pub fn models() -> [Vec<u8>; 2] {
+        [0.0, 1000.0].map(|icpt| {
+            linear_model(&[1.0, 1.0], icpt)
+                .to_bytes(&WriteOptions::default())
+                .expect("write")
+        })
+    }
+
+    /// Replaces `path` `n` times by atomic rename, alternating the two models, then sets `done`.
+    pub fn replace_loop(path: &Path, n: usize, done: &AtomicBool, swaps: &AtomicUsize) {
+        let m = models();
+        for i in 0..n {
+            write_atomic(path, &m[(i + 1) % 2]).expect("write_atomic");
+            swaps.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        done.store(true, Ordering::SeqCst);
+    }
+}
