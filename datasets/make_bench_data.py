@@ -1,7 +1,8 @@
 """Make a large Parquet file for benchmarks (not committed): rows resampled from a shipped
 dataset with small multiplicative noise and the same share of missing values.
 
-    $HOME/.cache/mle-venv/bin/python datasets/make_bench_data.py diabetes 10000000 /tmp/diabetes_10m.parquet
+    PY=$HOME/.cache/mle-venv/bin/python
+    $PY datasets/make_bench_data.py diabetes 10000000 /tmp/diabetes_10m.parquet
 
 The file is written row group by row group (memory stays bounded by one chunk).
 """
@@ -38,7 +39,8 @@ def main() -> int:
             arrays = [pa.array(x[:, j], from_pandas=True) for j in range(len(feats))]
             w.write_table(pa.table(arrays, schema=schema))
             done += n
-    print(f"wrote {rows} rows x {len(feats)} features to {out} ({out.stat().st_size / 2**20:.0f} MiB)")
+    mib = out.stat().st_size / 2**20
+    print(f"wrote {rows} rows x {len(feats)} features to {out} ({mib:.0f} MiB)")
     return 0
 
 
