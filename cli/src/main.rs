@@ -13,7 +13,14 @@ mod util;
 
 /// Run MLE models over Parquet files and SQL.
 #[derive(Debug, Parser)]
-#[command(name = "mle", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "mle",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Environment:\n  MLE_TRUSTED_KEYS  Public-key files separated like PATH (':' on Unix, ';' on Windows).\n                    When set (and no --public-key is given), score, sql, inspect, bench\n                    and verify refuse any model not signed by one of these keys."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,7 +34,7 @@ enum Command {
     Sql(commands::sql::Args),
     /// Show a model's metadata, inputs, outputs and graph summary.
     Inspect(commands::inspect::Args),
-    /// Check a model file (checksums, graph) and optionally its signature.
+    /// Check a model file (checksums, graph) and, under a trust policy, its signature.
     Verify(commands::verify::Args),
     /// Create an ED25519 key pair for signing models.
     Keygen(commands::keygen::Args),

@@ -1,30 +1,19 @@
 //! Helpers shared by the commands.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use mle_exec::Model;
-use mle_format::{PublicKey, ReadOptions};
+use mle_format::{FormatError, MleFile, PublicKey, ReadOptions};
 
-/// Loads and compiles a model, optionally requiring a signature by the key in `public_key`.
-pub fn load_model(path: &Path, public_key: Option<&Path>) -> Result<Arc<Model>> {
-    let opts = ReadOptions {
-        public_key: read_public_key(public_key)?,
-    };
-    let model = Model::load(path, &opts)
-        .with_context(|| format!("cannot load model {}", path.display()))?;
+/// Loads and compiles a model, under `policy` when one is set (see [`TrustPolicy::open`]).
+pub fn load_model(path: &Path, policy: Option<&TrustPolicy>) -> Result<Arc<Model>> {
+    let file = open_model_file(path, policy)?;
+    let model =
+        Model::compile(file).with_context(|| format!("cannot load model {}", path.display()))?;
     Ok(Arc::new(model))
-}
-
-/// Reads an optional public key file.
-pub fn read_public_key(path: Option<&Path>) -> Result<Option<PublicKey>> {
-    path.map(|p| {
-        mle_format::read_public_key(p)
-            .with_context(|| format!("cannot read public key {}", p.display()))
-    })
-    .transpose()
 }
 
 /// Opens an input file for reading, naming it in the error.
@@ -63,5 +52,149 @@ pub fn bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The environment variable naming trusted public-key files, separated like `PATH` (`:` on
+/// Unix, `;` on Windows). Used when no `--public-key` is given.
+pub const TRUSTED_KEYS_ENV: &str = "MLE_TRUSTED_KEYS";
+
+const TRUST_HELP: &str =
+    "Require models to be signed by this public key (repeatable: any one of the keys). \
+Without the flag, the keys listed in MLE_TRUSTED_KEYS are required instead.";
+
+const TRUST_LONG_HELP: &str = "Require models to be signed by this public key file (64 hex \
+characters, as written by `mle keygen`). Repeat the flag to trust several keys: a model signed \
+by any one of them is accepted. An unsigned, wrongly signed or modified model is refused with an \
+error naming the file.
+
+Without the flag, MLE_TRUSTED_KEYS sets the same policy: a list of public-key files separated \
+like PATH (':' on Unix, ';' on Windows), e.g. MLE_TRUSTED_KEYS=/etc/mle/release.pub:/etc/mle/old.pub. \
+The flag, when given, replaces the variable. Unset or empty: no policy (any valid model loads).";
+
+/// The `--public-key` flag shared by every command that loads a model.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TrustArgs {
+    #[arg(long = "public-key", value_name = "KEY", help = TRUST_HELP, long_help = TRUST_LONG_HELP)]
+    public_keys: Vec<PathBuf>,
+}
+
+/// Where a trust policy came from (for error messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicySource {
+    /// `--public-key`.
+    Flag,
+    /// [`TRUSTED_KEYS_ENV`].
+    Env,
+}
+
+/// The trusted keys: a model must carry a valid signature by one of them.
+#[derive(Debug, Clone)]
+pub struct TrustPolicy {
+    keys: Vec<(PathBuf, PublicKey)>,
+    source: PolicySource,
+}
+
+impl TrustArgs {
+    /// The policy from `--public-key`, or else from [`TRUSTED_KEYS_ENV`]; `None` when neither
+    /// names a key.
+    pub fn policy(&self) -> Result<Option<TrustPolicy>> {
+        self.policy_from(std::env::var_os(TRUSTED_KEYS_ENV))
+    }
+
+    fn policy_from(&self, env: Option<std::ffi::OsString>) -> Result<Option<TrustPolicy>> {
+        let (paths, source) = if !self.public_keys.is_empty() {
+            (self.public_keys.clone(), PolicySource::Flag)
+        } else {
+            let paths: Vec<PathBuf> = env
+                .as_deref()
+                .map(|v| {
+                    std::env::split_paths(v)
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (paths, PolicySource::Env)
+        };
+        if paths.is_empty() {
+            return Ok(None);
+        }
+        let mut keys = Vec::with_capacity(paths.len());
+        for p in paths {
+            let key = mle_format::read_public_key(&p).with_context(|| match source {
+                PolicySource::Flag => format!("cannot read public key {}", p.display()),
+                PolicySource::Env => format!(
+                    "cannot read public key {} (listed in {TRUSTED_KEYS_ENV})",
+                    p.display()
+                ),
+            })?;
+            keys.push((p, key));
+        }
+        Ok(Some(TrustPolicy { keys, source }))
+    }
+}
+
+impl TrustPolicy {
+    /// The trusted keys with the files they were read from.
+    pub fn keys(&self) -> &[(PathBuf, PublicKey)] {
+        &self.keys
+    }
+
+    /// `"a.pub, b.pub from MLE_TRUSTED_KEYS"`.
+    pub fn describe(&self) -> String {
+        let files: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        let from = match self.source {
+            PolicySource::Flag => "--public-key",
+            PolicySource::Env => TRUSTED_KEYS_ENV,
+        };
+        format!("{} from {from}", files.join(", "))
+    }
+
+    /// Opens `path` requiring a valid signature by one of the keys; returns the file and the
+    /// index of the key that verified it. A file that is unsigned, signed by another key or
+    /// modified after signing is refused with an error naming it and the policy.
+    pub fn open(&self, path: &Path) -> Result<(MleFile, usize)> {
+        let refused = || {
+            format!(
+                "refused model {}: a signature by a trusted key is required ({})",
+                path.display(),
+                self.describe()
+            )
+        };
+        let mut last = None;
+        for (i, (_, key)) in self.keys.iter().enumerate() {
+            let opts = ReadOptions {
+                public_key: Some(*key),
+            };
+            match MleFile::open(path, &opts) {
+                Ok(file) => return Ok((file, i)),
+                // Signed, but not by this key (or modified): try the next key.
+                Err(e @ FormatError::SignatureInvalid { .. }) => last = Some(e),
+                Err(e @ FormatError::SignatureMissing { .. }) => {
+                    return Err(anyhow::Error::new(e).context(refused()))
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("cannot load model {}", path.display())))
+                }
+            }
+        }
+        match last {
+            Some(e) => Err(anyhow::Error::new(e).context(refused())),
+            None => bail!("{}: the trust policy has no keys", path.display()),
+        }
+    }
+}
+
+/// Opens a model file, under `policy` when one is set.
+pub fn open_model_file(path: &Path, policy: Option<&TrustPolicy>) -> Result<MleFile> {
+    match policy {
+        Some(p) => p.open(path).map(|(f, _)| f),
+        None => MleFile::open(path, &ReadOptions::default())
+            .with_context(|| format!("cannot load model {}", path.display())),
     }
 }

@@ -23,6 +23,7 @@ fn mle(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mle"))
         .args(args)
         .current_dir(repo())
+        .env_remove("MLE_TRUSTED_KEYS")
         .output()
         .expect("run mle")
 }
@@ -471,14 +472,14 @@ fn inspect_text_and_json() {
 fn inspect_failures() {
     fails(
         &mle(&["inspect", "missing.mle"]),
-        &["cannot read model missing.mle", "No such file"],
+        &["cannot load model missing.mle", "No such file"],
     );
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.mle");
     std::fs::write(&bad, b"PK\x03\x04 definitely a zip file, not a model, padded to be long enough for a header ............................................................").unwrap();
     fails(
         &mle(&["inspect", p(&bad)]),
-        &["cannot read model", "bad.mle", "bad magic"],
+        &["cannot load model", "bad.mle", "bad magic"],
     );
 }
 

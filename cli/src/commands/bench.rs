@@ -9,7 +9,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use mle_arrow::{columns_by_name, BoundColumns};
 use mle_exec::{Batch, RunOptions, Session};
 
-use crate::util::{load_model, open_input, thousands};
+use crate::util::{load_model, open_input, thousands, TrustArgs};
 
 /// Arguments of `mle bench`.
 #[derive(Debug, clap::Args)]
@@ -29,6 +29,8 @@ pub struct Args {
     /// Single-row predictions timed for the latency percentiles.
     #[arg(long, default_value_t = 2000)]
     iterations: usize,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 /// A small deterministic generator (xorshift64*) for synthetic features.
@@ -57,7 +59,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.threads == 0 || a.iterations == 0 {
         bail!("--threads and --iterations must be at least 1");
     }
-    let model = load_model(&a.model, None)?;
+    let model = load_model(&a.model, a.trust.policy()?.as_ref())?;
     let features = model.metadata().input.feature_names.clone();
     let nf = features.len();
     // Row-major f64 features.

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use mle_format::{ClassLabels, MleFile, ReadOptions};
+use anyhow::Result;
+use mle_format::ClassLabels;
 use serde_json::json;
 
-use crate::util::bytes;
+use crate::util::{bytes, open_model_file, TrustArgs};
 
 /// Arguments of `mle inspect`.
 #[derive(Debug, clap::Args)]
@@ -18,12 +18,13 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 /// Runs `mle inspect`.
 pub fn run(a: Args) -> Result<()> {
-    let file = MleFile::open(&a.model, &ReadOptions::default())
-        .with_context(|| format!("cannot read model {}", a.model.display()))?;
+    let file = open_model_file(&a.model, a.trust.policy()?.as_ref())?;
     let h = file.header();
     let meta = file.metadata();
     let graph = file.graph();

@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mle_arrow::{columns_by_name, output_arrays, BoundColumns, OutputKind};
 use mle_exec::{RunOptions, Session};
 
-use crate::util::{create_output, load_model, open_input, thousands};
+use crate::util::{create_output, load_model, open_input, thousands, TrustArgs};
 
 /// Arguments of `mle score`.
 #[derive(Debug, clap::Args)]
@@ -43,9 +43,8 @@ pub struct Args {
     /// Rows per batch (bounds memory use).
     #[arg(long, default_value_t = 65536)]
     batch_size: usize,
-    /// Require the model to be signed by this public key.
-    #[arg(long)]
-    public_key: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 /// Runs `mle score`.
@@ -56,7 +55,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.threads == 0 {
         bail!("--threads must be at least 1");
     }
-    let model = load_model(&a.model, a.public_key.as_deref())?;
+    let model = load_model(&a.model, a.trust.policy()?.as_ref())?;
     let meta = model.metadata();
     let kind = OutputKind::of_model(&model)
         .with_context(|| format!("model {} cannot be scored", a.model.display()))?;

@@ -10,9 +10,14 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig};
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+};
 use futures::StreamExt;
+use mle_format::PublicKey;
 
-use crate::util::{create_output, read_public_key};
+use crate::util::{create_output, TrustArgs, TrustPolicy};
 
 /// Arguments of `mle sql`.
 #[derive(Debug, clap::Args)]
@@ -26,9 +31,8 @@ pub struct Args {
     /// Write the result to this Parquet file instead of printing a table.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
-    /// Require every model to be signed by this public key.
-    #[arg(long)]
-    public_key: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Partitions DataFusion runs in parallel (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -36,7 +40,10 @@ pub struct Args {
 
 /// Runs `mle sql`.
 pub fn run(a: Args) -> Result<()> {
-    let public_key = read_public_key(a.public_key.as_deref())?;
+    let public_key = match a.trust.policy()? {
+        Some(policy) => Some(query_key(&a.query, &policy)?),
+        None => None,
+    };
     let mut tables = Vec::with_capacity(a.tables.len());
     for t in &a.tables {
         let Some((name, file)) = t.split_once('=') else {
@@ -103,4 +110,81 @@ pub fn run(a: Args) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// The model paths given as literals to `mle_predict` / `mle_predict_proba` in `query`
+/// (empty when the query does not parse: DataFusion then reports the syntax error).
+fn model_paths(query: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    let Ok(statements) = DFParser::parse_sql(query) else {
+        return paths;
+    };
+    for st in &statements {
+        let Statement::Statement(st) = st else {
+            continue;
+        };
+        let _ = visit_expressions(st.as_ref(), |e: &Expr| {
+            if let Expr::Function(f) = e {
+                let name = f
+                    .name
+                    .0
+                    .last()
+                    .map(|p| p.to_string().to_ascii_lowercase())
+                    .unwrap_or_default();
+                if name == "mle_predict" || name == "mle_predict_proba" {
+                    if let FunctionArguments::List(list) = &f.args {
+                        if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) =
+                            list.args.first()
+                        {
+                            if let Value::SingleQuotedString(s) = &v.value {
+                                paths.push(s.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    paths
+}
+
+/// The one key the UDFs are registered with under `policy`.
+///
+/// The UDFs take one key, so the models the query names are checked here first: each must be
+/// signed by one of the trusted keys (else the query is refused, naming the file), and all by
+/// the same one. The UDFs then require that key at planning time, so a model this scan did not
+/// see (or a file replaced since) is still held to the policy.
+fn query_key(query: &str, policy: &TrustPolicy) -> Result<PublicKey> {
+    let mut chosen: Option<(usize, String)> = None;
+    for path in model_paths(query) {
+        if !std::path::Path::new(&path).is_file() {
+            continue; // the UDF reports the missing file
+        }
+        let (_, i) = policy.open(std::path::Path::new(&path))?;
+        match &chosen {
+            None => chosen = Some((i, path)),
+            Some((j, first)) if *j != i => {
+                let name = |k: usize| {
+                    policy
+                        .keys()
+                        .get(k)
+                        .map(|(p, _)| p.display().to_string())
+                        .unwrap_or_default()
+                };
+                bail!(
+                    "models {first} (signed by {}) and {path} (signed by {}) are signed by different keys; \
+                     mle sql runs one query under one key",
+                    name(*j),
+                    name(i)
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let i = chosen.map_or(0, |(i, _)| i);
+    match policy.keys().get(i) {
+        Some((_, k)) => Ok(*k),
+        None => bail!("the trust policy has no keys"),
+    }
 }
