@@ -21,9 +21,53 @@ pub fn open_input(path: &Path) -> Result<File> {
     File::open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
-/// Creates an output file, naming it in the error.
-pub fn create_output(path: &Path) -> Result<File> {
-    File::create(path).with_context(|| format!("cannot create {}", path.display()))
+/// An output file written under a temporary name next to its destination and renamed over it
+/// by [`PendingOutput::commit`]: a failed run leaves no partial file and an existing output
+/// untouched. Dropped without a commit, the temporary file is removed.
+#[derive(Debug)]
+pub struct PendingOutput {
+    tmp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl PendingOutput {
+    /// Creates the temporary file for `dest`, naming `dest` in the error.
+    pub fn create(dest: &Path) -> Result<(PendingOutput, File)> {
+        let name = dest
+            .file_name()
+            .with_context(|| format!("cannot create {}: not a file name", dest.display()))?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        let tmp = dest.with_file_name(tmp_name);
+        let file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", dest.display()))?;
+        Ok((
+            PendingOutput {
+                tmp,
+                dest: dest.to_path_buf(),
+                committed: false,
+            },
+            file,
+        ))
+    }
+
+    /// Renames the finished temporary file to the destination.
+    pub fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.dest)
+            .with_context(|| format!("cannot create {}", self.dest.display()))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for PendingOutput {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Formats a count with thousands separators.

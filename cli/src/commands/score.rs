@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{new_empty_array, ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mle_arrow::{columns_by_name, output_arrays, BoundColumns, OutputKind};
 use mle_exec::{RunOptions, Session};
 
-use crate::util::{create_output, load_model, open_input, thousands, TrustArgs};
+use crate::util::{load_model, open_input, thousands, PendingOutput, TrustArgs};
 
 /// Arguments of `mle score`.
 #[derive(Debug, clap::Args)]
@@ -91,6 +91,14 @@ pub fn run(a: Args) -> Result<()> {
         .iter()
         .map(|&i| in_schema.field(i).name().clone())
         .collect();
+    // Column types are checked against the schema before anything is read or written, so a
+    // file with no rows gets the same error as one with many.
+    let empty: Vec<ArrayRef> = feature_idx
+        .iter()
+        .map(|&i| new_empty_array(in_schema.field(i).data_type()))
+        .collect();
+    BoundColumns::bind(&empty, &names, features)
+        .with_context(|| format!("cannot bind the columns of {}", a.input.display()))?;
 
     let mut out_fields: Vec<Arc<Field>> = in_schema.fields().iter().cloned().collect();
     for f in kind.fields() {
@@ -110,7 +118,7 @@ pub fn run(a: Args) -> Result<()> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let out = create_output(&a.output)?;
+    let (pending, out) = PendingOutput::create(&a.output)?;
     let mut writer = ArrowWriter::try_new(out, out_schema.clone(), Some(props))
         .with_context(|| format!("cannot write Parquet to {}", a.output.display()))?;
 
@@ -178,6 +186,7 @@ pub fn run(a: Args) -> Result<()> {
     writer
         .close()
         .with_context(|| format!("cannot finish {}", a.output.display()))?;
+    pending.commit()?;
     progress.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     let rate = if secs > 0.0 { rows as f64 / secs } else { 0.0 };

@@ -1,23 +1,28 @@
 //! `mle sql`: run a query in DataFusion with `mle_predict` and `mle_predict_proba` registered.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::common::DataFusionError;
 use datafusion::execution::context::SessionContext;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+    visit_expressions, visit_relations, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    ObjectName, ObjectNamePart, Value,
 };
 use futures::StreamExt;
 use mle_format::PublicKey;
 
-use crate::util::{create_output, TrustArgs, TrustPolicy};
+use crate::util::{open_input, PendingOutput, TrustArgs, TrustPolicy};
 
 /// Arguments of `mle sql`.
 #[derive(Debug, clap::Args)]
@@ -40,8 +45,9 @@ pub struct Args {
 
 /// Runs `mle sql`.
 pub fn run(a: Args) -> Result<()> {
+    let refs = query_refs(&a.query);
     let public_key = match a.trust.policy()? {
-        Some(policy) => Some(query_key(&a.query, &policy)?),
+        Some(policy) => Some(query_key(&refs, &policy)?),
         None => None,
     };
     let mut tables = Vec::with_capacity(a.tables.len());
@@ -52,11 +58,29 @@ pub fn run(a: Args) -> Result<()> {
         if name.is_empty() || file.is_empty() {
             bail!("--table {t:?} must be NAME=FILE.parquet");
         }
-        if !std::path::Path::new(file).is_file() {
+        if !Path::new(file).is_file() {
             bail!("--table {name}: no such file {file}");
         }
+        check_parquet(Path::new(file))?;
         tables.push((name.to_string(), file.to_string()));
     }
+    // Quoted paths in FROM that name files (a directory or URL is left to DataFusion).
+    let mut inputs: Vec<String> = tables.iter().map(|(_, f)| f.clone()).collect();
+    for r in &refs.relations {
+        if Path::new(r).is_file() {
+            check_parquet(Path::new(r))?;
+            inputs.push(r.clone());
+        }
+    }
+    // Decoding errors during execution do not say which file they come from: name the inputs.
+    let failed = |e: DataFusionError| {
+        let what = if is_parquet_error(&e) && !inputs.is_empty() {
+            format!("query failed reading {}", inputs.join(", "))
+        } else {
+            "query failed".to_string()
+        };
+        anyhow::Error::new(e).context(what)
+    };
     let threads = match a.threads {
         Some(0) => bail!("--threads must be at least 1"),
         Some(n) => n,
@@ -80,16 +104,16 @@ pub fn run(a: Args) -> Result<()> {
         match &a.output {
             Some(path) => {
                 let schema = df.schema().inner().clone();
-                let mut stream = df.execute_stream().await.context("query failed")?;
+                let mut stream = df.execute_stream().await.map_err(failed)?;
                 let props = WriterProperties::builder()
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
                     .build();
-                let file = create_output(path)?;
+                let (pending, file) = PendingOutput::create(path)?;
                 let mut writer = ArrowWriter::try_new(file, schema, Some(props))
                     .with_context(|| format!("cannot write Parquet to {}", path.display()))?;
                 let mut rows = 0usize;
                 while let Some(batch) = stream.next().await {
-                    let batch = batch.context("query failed")?;
+                    let batch = batch.map_err(failed)?;
                     rows += batch.num_rows();
                     writer
                         .write(&batch)
@@ -98,10 +122,11 @@ pub fn run(a: Args) -> Result<()> {
                 writer
                     .close()
                     .with_context(|| format!("cannot finish {}", path.display()))?;
+                pending.commit()?;
                 eprintln!("wrote {rows} rows to {}", path.display());
             }
             None => {
-                let batches = df.collect().await.context("query failed")?;
+                let batches = df.collect().await.map_err(failed)?;
                 let table = pretty_format_batches(&batches).context("cannot format the result")?;
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{table}")?;
@@ -112,41 +137,83 @@ pub fn run(a: Args) -> Result<()> {
     })
 }
 
-/// The model paths given as literals to `mle_predict` / `mle_predict_proba` in `query`
-/// (empty when the query does not parse: DataFusion then reports the syntax error).
-fn model_paths(query: &str) -> Vec<String> {
-    let mut paths = Vec::new();
+/// What a query names: model paths given as literals to `mle_predict` / `mle_predict_proba`,
+/// and quoted table names (`FROM 'data.parquet'`). Empty when the query does not parse:
+/// DataFusion then reports the syntax error.
+#[derive(Debug, Default)]
+struct QueryRefs {
+    models: Vec<String>,
+    relations: Vec<String>,
+}
+
+fn query_refs(query: &str) -> QueryRefs {
+    let mut refs = QueryRefs::default();
     let Ok(statements) = DFParser::parse_sql(query) else {
-        return paths;
+        return refs;
     };
     for st in &statements {
         let Statement::Statement(st) = st else {
             continue;
         };
         let _ = visit_expressions(st.as_ref(), |e: &Expr| {
-            if let Expr::Function(f) = e {
-                let name = f
-                    .name
-                    .0
-                    .last()
-                    .map(|p| p.to_string().to_ascii_lowercase())
-                    .unwrap_or_default();
-                if name == "mle_predict" || name == "mle_predict_proba" {
-                    if let FunctionArguments::List(list) = &f.args {
-                        if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) =
-                            list.args.first()
-                        {
-                            if let Value::SingleQuotedString(s) = &v.value {
-                                paths.push(s.clone());
-                            }
-                        }
-                    }
+            if let Some(path) = model_literal(e) {
+                refs.models.push(path);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        let _ = visit_relations(st.as_ref(), |name: &ObjectName| {
+            if let [ObjectNamePart::Identifier(id)] = name.0.as_slice() {
+                if id.quote_style.is_some() {
+                    refs.relations.push(id.value.clone());
                 }
             }
-            std::ops::ControlFlow::<()>::Continue(())
+            ControlFlow::<()>::Continue(())
         });
     }
-    paths
+    refs
+}
+
+/// The path in `mle_predict('path', ...)` / `mle_predict_proba('path', ...)`.
+fn model_literal(e: &Expr) -> Option<String> {
+    let Expr::Function(f) = e else {
+        return None;
+    };
+    let name = f.name.0.last()?.to_string().to_ascii_lowercase();
+    if name != "mle_predict" && name != "mle_predict_proba" {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match list.args.first()? {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Checks that a Parquet input opens (magic, footer, schema) before DataFusion reads it, so
+/// that an empty, truncated or foreign file is reported by name.
+fn check_parquet(path: &Path) -> Result<()> {
+    let file = open_input(path)?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
+    Ok(())
+}
+
+/// True when an execution error came from decoding Parquet (a corrupt page or column chunk).
+fn is_parquet_error(e: &DataFusionError) -> bool {
+    match e {
+        DataFusionError::ParquetError(_) => true,
+        DataFusionError::ArrowError(a, _) => {
+            matches!(a.as_ref(), ArrowError::ParquetError(_)) || a.to_string().contains("Parquet")
+        }
+        DataFusionError::Context(_, inner) => is_parquet_error(inner),
+        DataFusionError::Shared(inner) => is_parquet_error(inner),
+        _ => false,
+    }
 }
 
 /// The one key the UDFs are registered with under `policy`.
@@ -155,15 +222,15 @@ fn model_paths(query: &str) -> Vec<String> {
 /// signed by one of the trusted keys (else the query is refused, naming the file), and all by
 /// the same one. The UDFs then require that key at planning time, so a model this scan did not
 /// see (or a file replaced since) is still held to the policy.
-fn query_key(query: &str, policy: &TrustPolicy) -> Result<PublicKey> {
-    let mut chosen: Option<(usize, String)> = None;
-    for path in model_paths(query) {
-        if !std::path::Path::new(&path).is_file() {
+fn query_key(refs: &QueryRefs, policy: &TrustPolicy) -> Result<PublicKey> {
+    let mut chosen: Option<(usize, &str)> = None;
+    for path in &refs.models {
+        if !Path::new(path).is_file() {
             continue; // the UDF reports the missing file
         }
-        let (_, i) = policy.open(std::path::Path::new(&path))?;
+        let (_, i) = policy.open(Path::new(path))?;
         match &chosen {
-            None => chosen = Some((i, path)),
+            None => chosen = Some((i, path.as_str())),
             Some((j, first)) if *j != i => {
                 let name = |k: usize| {
                     policy
