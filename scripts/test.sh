@@ -38,6 +38,7 @@ if [ -z "${MLE_SKIP_PYTHON:-}" ] && [ -f scripts/py_setup.sh ]; then
   step "ruff"
   "$MLE_VENV/bin/ruff" check python tests/python benches datasets
   step "pytest"
+  export MLE_BIN="$CARGO_TARGET_DIR/debug/mle"  # built by `cargo test` (test_cli_vs_python.py)
   "$MLE_VENV/bin/python" -m pytest -q tests/python
 fi
 
