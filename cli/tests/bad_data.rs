@@ -23,7 +23,8 @@ const IRIS_DATA: &str = "datasets/iris.parquet";
 const IRIS_FEATURES: &str = "sepal_length, sepal_width, petal_length, petal_width";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .unwrap()
         .to_path_buf()

@@ -13,7 +13,8 @@ use mle_exec::{Model, RunOptions, Session};
 use mle_format::ReadOptions;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .unwrap()
         .to_path_buf()

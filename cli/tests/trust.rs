@@ -15,7 +15,8 @@ const FEATURES: &str = "sepal_length, sepal_width, petal_length, petal_width";
 const ENV: &str = "MLE_TRUSTED_KEYS";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .unwrap()
         .to_path_buf()

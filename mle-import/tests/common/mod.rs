@@ -10,7 +10,9 @@ use mle_format::{Attr, MleFile, ReadOptions, WriteOptions};
 use serde_json::Value;
 
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../tests/fixtures")
 }
 
 /// The framework's predictions for one fixture model.

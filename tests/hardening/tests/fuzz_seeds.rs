@@ -2,12 +2,14 @@
 //! text) converted to `.mle`, plain, compressed and fp16-quantized. Run by `scripts/fuzz.sh`:
 //! `MLE_FUZZ_SEEDS=DIR cargo test -p mle-hardening --test fuzz_seeds -- --ignored`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mle_format::{QuantMode, WriteOptions};
 
 fn fixtures() -> Vec<std::path::PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../fixtures");
     let mut out = Vec::new();
     for dir in ["xgboost", "lightgbm"] {
         for e in std::fs::read_dir(root.join(dir)).expect("fixtures") {
