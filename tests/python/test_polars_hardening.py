@@ -61,18 +61,7 @@ def _extreme_frame():
 
 # ------------------------------------------------------------------ non-numeric columns
 
-#: Categorical and Struct inputs make pyo3-polars panic while importing the input fields
-#: (the plugin's polars is built without the `dtype-categorical` / `dtype-struct` features), so
-#: Polars reports "the plugin panicked" instead of the plugin's own error. Strict: when the
-#: features are enabled in mle-polars/Cargo.toml these pass and the marker must go.
-_PANICS = pytest.mark.xfail(strict=True, raises=AssertionError,
-                            reason="plugin built without dtype-categorical/dtype-struct")
-
-
-@pytest.mark.parametrize("dtype", [
-    "date", "bool", pytest.param("categorical", marks=_PANICS), "list",
-    pytest.param("struct", marks=_PANICS),
-])
+@pytest.mark.parametrize("dtype", ["date", "bool", "categorical", "list", "struct"])
 @pytest.mark.parametrize("lazy", [False, True])
 def test_non_numeric_columns_are_refused_naming_the_column(models, tmp_path, dtype, lazy):
     X = models["X"][:10]
