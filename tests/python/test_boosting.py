@@ -53,6 +53,27 @@ def test_xgb_booster_and_ranker(tmp_model):
     assert_close(rt.predict(X), ranker.predict(X), rtol=XGB_RTOL)
 
 
+def test_early_stopping_exports_the_trees_predict_uses(tmp_model):
+    """The wrappers predict with the best iteration; the file must too (XGBoost keeps the
+    later trees in the booster, LightGBM's text model is saved up to the best one)."""
+    X, y = load("breast_cancer")
+    X = with_nans(X)
+    fit, val = slice(0, 400), slice(400, None)
+    xm = xgb.XGBClassifier(n_estimators=300, max_depth=3, learning_rate=0.5,
+                           early_stopping_rounds=5, n_jobs=1)
+    xm.fit(X[fit], y[fit], eval_set=[(X[val], y[val])], verbose=False)
+    assert xm.best_iteration + 1 < xm.get_booster().num_boosted_rounds()
+    _, rt = export_and_load(xm, tmp_model("x.mle"), sample_input=X)
+    assert_close(rt.predict_proba(X), xm.predict_proba(X), rtol=XGB_RTOL)
+    np.testing.assert_array_equal(rt.predict(X), xm.predict(X))
+    lm = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.5, verbose=-1, n_jobs=1)
+    lm.fit(X[fit], y[fit], eval_set=[(X[val], y[val])],
+           callbacks=[lgb.early_stopping(5, verbose=False)])
+    assert lm.best_iteration_ < lm.booster_.current_iteration()
+    _, rt = export_and_load(lm, tmp_model("l.mle"), sample_input=X)
+    assert_close(rt.predict_proba(X), lm.predict_proba(X))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("data,labels", [("breast_cancer", "int"), ("iris", "str")])
 def test_lgbm_classifier(data, labels, dtype, tmp_model):

@@ -22,6 +22,15 @@ def export(model, *, feature_names=None, user_metadata=None, **_) -> Export:
             booster, est = model.get_booster(), model
         except Exception as e:  # NotFittedError
             raise UnsupportedModelError(f"{name} is not fitted: {e}") from None
+        # Trained with early stopping, the scikit-learn wrapper predicts with the trees up to
+        # `best_iteration` while the booster keeps them all: export what `predict` uses.
+        # (A bare Booster predicts with every tree, so it is exported whole.)
+        try:
+            best = int(model.best_iteration)
+        except (AttributeError, TypeError, ValueError):
+            best = None
+        if best is not None and best + 1 < booster.num_boosted_rounds():
+            booster = booster[: best + 1]
     else:
         raise UnsupportedModelError(
             f"XGBoost object {name} is not supported. Supported: {', '.join(SUPPORTED)}")
