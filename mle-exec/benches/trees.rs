@@ -321,9 +321,83 @@ fn cpu_report() {
     }
 }
 
+/// `TREES_MLE=dir TREES_X=rows.f32 cargo bench -p mle-exec --bench trees`: single-thread CPU
+/// time per row of every `*.mle` in `dir` (its first `TreeEnsemble` node, and the whole model
+/// through a `Session`), on 10,000 rows of row-major f32 features read from `TREES_X` (raw
+/// little-endian f32, as many columns as the model's features), and the `Session` single-row
+/// latency. For the real models of `benches/compare` (exported with `mle_runtime`).
+fn mle_report(dir: &str) {
+    use mle_exec::{Model, RunOptions, Session};
+    use std::sync::Arc;
+    let raw = std::fs::read(std::env::var("TREES_X").expect("TREES_X: a raw f32 file")).unwrap();
+    let xs: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "mle"))
+        .collect();
+    paths.sort();
+    // TREES_REPS=1 (and TREES_ONLY=name) for a quick run under valgrind.
+    let reps: usize = std::env::var("TREES_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let only = std::env::var("TREES_ONLY").unwrap_or_default();
+    paths.retain(|p| p.to_string_lossy().contains(&only));
+    println!("| model | ensemble | kernel ns/row | session ns/row | session row ns |");
+    println!("|---|---|---:|---:|---:|");
+    for p in paths {
+        let model = Arc::new(Model::load(&p, &ReadOptions::default()).unwrap());
+        let f = model.n_features();
+        let rows = (xs.len() / f).min(10_000);
+        let x = &xs[..rows * f];
+        let batch = Batch::from_row_major_f32(x, rows, f).unwrap();
+        let file = model.file();
+        let Some(node) = file.graph().nodes.iter().find(|n| n.op == "TreeEnsemble") else {
+            continue;
+        };
+        let ens = TreeEnsemble::compile(node, file, f).unwrap();
+        let mut out = vec![0.0; rows * ens.n_targets()];
+        let mut s = Session::new(model.clone());
+        let mut k = Vec::new();
+        let mut sn = Vec::new();
+        for _ in 0..reps.min(3) {
+            k.push(cpu_median(reps, || {
+                predict_threads(&ens, black_box(&batch), &mut out, 1)
+            }));
+            sn.push(cpu_median(reps, || {
+                black_box(s.predict_batch(&batch, RunOptions { threads: 1 }).unwrap());
+            }));
+        }
+        k.sort_by(f64::total_cmp);
+        sn.sort_by(f64::total_cmp);
+        let (k, sn) = (k[k.len() / 2], sn[sn.len() / 2]);
+        let row = &x[..f];
+        let calls = if reps == 1 { 100 } else { 10_000 };
+        let lat = cpu_median(reps, || {
+            for _ in 0..calls {
+                black_box(s.predict_row_f32(black_box(row)).unwrap());
+            }
+        }) / calls as f64;
+        println!(
+            "| {} | {ens:?} | {:.0} | {:.0} | {lat:.0} |",
+            p.file_name().unwrap().to_string_lossy(),
+            k / rows as f64,
+            sn / rows as f64
+        );
+    }
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
+    if let Ok(dir) = std::env::var("TREES_MLE") {
+        mle_report(&dir);
+        return;
+    }
     if std::env::var_os("TREES_CPU").is_some() {
         cpu_report();
         return;

@@ -317,20 +317,28 @@ pub(super) fn compile(
             }
         }
     }
+    // Children of laid-out node `at` (left laid out next; a leaf points to itself twice).
+    let child = |at: usize, r: u32, fl: u8| -> [u32; 2] {
+        if fl & LEAF != 0 {
+            [at as u32; 2]
+        } else {
+            [at as u32 + 1, r]
+        }
+    };
     let general = any_categorical || any_zero_missing;
     let mut any_dl = false;
     let nodes = if general {
         let (offsets, bits) = cat.unwrap_or((&[], &[]));
         let mut recs = Vec::with_capacity(total);
         let mut ext = Vec::with_capacity(total);
-        for &(orig, r) in &layout {
+        for (at, &(orig, r)) in layout.iter().enumerate() {
             let o = orig as usize;
             let fl = flags[o];
             let leafy = fl & LEAF != 0;
             recs.push(Rec {
                 thr: threshold[o],
                 feat: if leafy { 0 } else { feature[o] as u32 },
-                right: r,
+                child: child(at, r, flags[orig as usize]),
             });
             let (lo, hi) = if fl & CATEGORICAL != 0 && !leafy {
                 (
@@ -371,40 +379,40 @@ pub(super) fn compile(
         };
         if f32_precision {
             let mut recs = Vec::with_capacity(total);
-            for &(orig, r) in &layout {
+            for (at, &(orig, r)) in layout.iter().enumerate() {
                 let o = orig as usize;
                 recs.push(if flags[o] & LEAF != 0 {
                     Rec {
                         thr: f32::NAN,
                         feat: 0,
-                        right: r,
+                        child: child(at, r, flags[orig as usize]),
                     }
                 } else {
                     let (feat, t) = fast(o);
                     Rec {
                         thr: le_threshold_f32(t, lt),
                         feat,
-                        right: r,
+                        child: child(at, r, flags[orig as usize]),
                     }
                 });
             }
             Nodes::F32(recs)
         } else {
             let mut recs = Vec::with_capacity(total);
-            for &(orig, r) in &layout {
+            for (at, &(orig, r)) in layout.iter().enumerate() {
                 let o = orig as usize;
                 recs.push(if flags[o] & LEAF != 0 {
                     Rec {
                         thr: f64::NAN,
                         feat: 0,
-                        right: r,
+                        child: child(at, r, flags[orig as usize]),
                     }
                 } else {
                     let (feat, t) = fast(o);
                     Rec {
                         thr: le_threshold_f64(t, lt),
                         feat,
-                        right: r,
+                        child: child(at, r, flags[orig as usize]),
                     }
                 });
             }

@@ -105,10 +105,9 @@ impl<T: Prec, const DL: bool> Step for Fast<'_, T, DL> {
         } else {
             v <= n.thr
         };
-        // Branch-free select: `left ? i + 1 : right` (the condition is data-dependent and
-        // unpredictable; a branch would mispredict half the time).
-        let mask = (left as u32).wrapping_neg();
-        (mask & (i + 1)) | (!mask & n.right)
+        // Branch-free: index the child pair with the outcome (the condition is data-dependent
+        // and unpredictable; a branch would mispredict half the time).
+        n.child[!left as usize]
     }
 }
 
@@ -159,11 +158,7 @@ impl<const F32: bool, const LT: bool> Step for General<'_, F32, LT> {
                 round(v) <= n.thr
             }
         };
-        if left {
-            i + 1
-        } else {
-            n.right
-        }
+        n.child[!left as usize]
     }
 }
 

@@ -78,13 +78,16 @@ pub(crate) const SUPER_ROWS: usize = 512;
 pub(crate) const ROW_TREES: usize = 8;
 
 /// One laid-out split node. `feat` holds the feature index in its low 31 bits and, in bit 31,
-/// whether a NaN goes left (fast kernels only); the left child is the next record.
+/// whether a NaN goes left (fast kernels only); `child` is (left, right): the left child is the
+/// next record, a leaf points to itself twice. The kernels index `child` with the comparison's
+/// outcome (a load, not a select: LLVM turns a select of a loaded value into an unpredictable
+/// branch).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rec<T> {
     pub thr: T,
     pub feat: u32,
-    pub right: u32,
+    pub child: [u32; 2],
 }
 
 /// Bit 31 of [`Rec::feat`]: a NaN input goes left.
@@ -149,6 +152,12 @@ impl std::fmt::Debug for TreeEnsemble {
             .field("n_features", &self.n_features)
             .field("n_targets", &self.n_targets)
             .field("kernel", &self.kernel_name())
+            .field("max_depth", &self.depth.iter().max().copied().unwrap_or(0))
+            .field(
+                "mean_depth",
+                &(self.depth.iter().map(|&d| d as f64).sum::<f64>()
+                    / self.depth.len().max(1) as f64),
+            )
             .finish()
     }
 }
