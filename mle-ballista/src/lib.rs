@@ -34,6 +34,10 @@
 
 #![warn(missing_docs)]
 
+mod serve;
+
+pub use serve::{run_executor, run_scheduler, ExecutorOptions, SchedulerOptions};
+
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,6 +98,26 @@ pub enum ClusterError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// The listen address is not an IP address and port.
+    #[error("invalid listen address {addr}: {reason}")]
+    ListenAddress {
+        /// The address as given.
+        addr: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// An executor was asked to run 0 tasks at a time.
+    #[error("the executor concurrency must be at least 1")]
+    ZeroConcurrency,
+    /// A scheduler or executor failed to start or stopped with an error.
+    #[error("{what}")]
+    Ballista {
+        /// What failed.
+        what: String,
+        /// Ballista's error.
+        #[source]
+        source: ballista_core::error::BallistaError,
     },
     /// An error from DataFusion or Ballista.
     #[error(transparent)]

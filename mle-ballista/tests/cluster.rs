@@ -9,7 +9,7 @@ use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{
@@ -20,8 +20,9 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use mle_format::WriteOptions;
 
-/// Cluster tests start processes on fixed ports: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Cluster tests start several processes each: one cluster at a time (the machine may have
+/// few cores). An async mutex: the guard is held across the test's awaits.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -132,10 +133,15 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(bin: &str, args: &[String], log: PathBuf) -> Proc {
+    /// Starts `bin` in `cwd` (`None`: the test's own working directory).
+    fn spawn(bin: &str, args: &[String], log: PathBuf, cwd: Option<&Path>) -> Proc {
         let out = File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let child = cmd
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -155,6 +161,24 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Changes the test process's working directory, restoring it on drop. Only inside the
+/// `SERIAL` lock, and every other path in these tests is absolute.
+struct CwdGuard(PathBuf);
+
+impl CwdGuard {
+    fn enter(dir: &Path) -> CwdGuard {
+        let old = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir).unwrap();
+        CwdGuard(old)
+    }
+}
+
+impl Drop for CwdGuard {
+    fn drop(&mut self) {
+        let _ = std::env::set_current_dir(&self.0);
     }
 }
 
@@ -187,6 +211,7 @@ impl Cluster {
                 "1".into(),
             ],
             dir.join("scheduler.log"),
+            None,
         );
         wait_for_port(port, "mle-scheduler", &scheduler.log);
         let mut executors = Vec::new();
@@ -212,10 +237,14 @@ impl Cluster {
                 "2".into(),
             ];
             args.extend_from_slice(executor_extra);
+            // Each executor runs in its own work dir: relative model paths resolve there, not
+            // where the client and the scheduler run (see `client_and_executor_errors_are_clear`).
+            std::fs::create_dir_all(&work_dir).unwrap();
             let proc = Proc::spawn(
                 env!("CARGO_BIN_EXE_mle-executor"),
                 &args,
                 dir.join(format!("executor-{i}.log")),
+                Some(&work_dir),
             );
             wait_for_port(flight, "mle-executor", &proc.log);
             wait_for_port(grpc, "mle-executor", &proc.log);
@@ -244,6 +273,14 @@ impl Cluster {
                     read_log(&self.scheduler.log)
                 )
             })
+    }
+
+    /// Process ids of the scheduler and the executors.
+    fn pids(&self) -> Vec<u32> {
+        std::iter::once(&self.scheduler)
+            .chain(self.executors.iter().map(|e| &e.proc))
+            .map(|p| p.child.id())
+            .collect()
     }
 
     fn logs(&self) -> String {
@@ -363,7 +400,7 @@ const ROWS: usize = 20_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_matches_single_process_bit_for_bit() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     write_dataset(&data, FILES, ROWS);
@@ -424,11 +461,21 @@ async fn cluster_matches_single_process_bit_for_bit() {
             cluster.logs()
         );
     }
+    // Dropping the cluster stops every process (also when a test panics: `Proc::drop`).
+    let pids = cluster.pids();
+    assert_eq!(pids.len(), 3);
+    drop(cluster);
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists() || cfg!(not(target_os = "linux")),
+            "process {pid} still running after the cluster was dropped"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_and_executor_errors_are_clear() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     write_dataset(&data, 2, 1000);
@@ -444,6 +491,9 @@ async fn client_and_executor_errors_are_clear() {
     let signed_dir = tmp.path().join("signed");
     std::fs::create_dir_all(&signed_dir).unwrap();
     let signed = import_fixture("multi_softprob", &signed_dir, Some(key));
+    // The client (this process) and the scheduler run in `tmp`, the executors in their work
+    // dirs: a relative model path then names a file only the client and scheduler can read.
+    let _cwd = CwdGuard::enter(tmp.path());
     let cluster = Cluster::start(
         tmp.path(),
         1,
@@ -476,6 +526,19 @@ async fn client_and_executor_errors_are_clear() {
     assert!(err.to_lowercase().contains("sign"), "{err}");
     assert!(!err.contains("could not be prepared"), "{err}");
 
+    // A model the client and the scheduler read but the executor cannot: the job fails with
+    // the executor's error (which executor, which file, why), not Ballista's vague
+    // "task could not be prepared".
+    let q = "SELECT id, mle_predict('signed/multi_softprob.mle', f0, f1, f2, f3) FROM t";
+    let err = run(&remote, q)
+        .await
+        .expect_err("a model the executor cannot read gave a result")
+        .to_string();
+    assert!(err.contains("executor 127.0.0.1:"), "{err}");
+    assert!(err.contains("signed/multi_softprob.mle"), "{err}");
+    assert!(err.contains("cannot open model file"), "{err}");
+    assert!(!err.contains("could not be prepared"), "{err}");
+
     // A model the client cannot read fails on the client, naming the file.
     let q = format!(
         "SELECT mle_predict('{}/missing.mle', f0) FROM t",
@@ -503,7 +566,7 @@ async fn client_and_executor_errors_are_clear() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_executor_never_gives_a_wrong_result() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     // Enough rows that the query is still running when the executor is killed.
@@ -541,6 +604,11 @@ async fn killed_executor_never_gives_a_wrong_result() {
     }
     let killed_while_running = !task.is_finished();
     cluster.executors[1].proc.kill();
+    assert!(
+        killed_while_running,
+        "the query ended before the executor was killed: make it longer\n{}",
+        cluster.logs()
+    );
     let result = tokio::time::timeout(Duration::from_secs(300), task)
         .await
         .unwrap_or_else(|_| panic!("query hung after the kill\n{}", cluster.logs()))
@@ -556,8 +624,14 @@ async fn killed_executor_never_gives_a_wrong_result() {
     match result {
         Ok(got) => assert_same_batches(&got, &want, &q),
         Err(e) => {
-            let msg = e.to_string();
-            assert!(msg.contains("failed"), "unclear error: {msg}");
+            // A clear error: a failed job or task, or the lost executor (never an empty one).
+            let msg = e.to_string().to_lowercase();
+            assert!(
+                ["failed", "executor", "lost"]
+                    .iter()
+                    .any(|w| msg.contains(w)),
+                "unclear error: {msg}"
+            );
         }
     }
     // The cluster still answers correctly with one executor left.

@@ -1,11 +1,10 @@
 //! `mle-executor`: a Ballista executor that can run `mle_predict` and `mle_predict_proba`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use clap::Parser;
+use mle_ballista::ExecutorOptions;
 
 /// A Ballista executor with the MLE Runtime UDFs.
 #[derive(Debug, Parser)]
@@ -50,52 +49,23 @@ struct Args {
 fn main() -> Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    runtime.block_on(run(args))
-}
-
-async fn run(args: Args) -> Result<()> {
-    let public_key = mle_ballista::read_public_key(args.public_key.as_deref())?;
-    let opts = mle_ballista::udf_options(public_key);
-    std::fs::create_dir_all(&args.work_dir).map_err(|source| {
-        mle_ballista::ClusterError::WorkDir {
-            path: args.work_dir.clone(),
-            source,
-        }
-    })?;
-    let work_dir = args
-        .work_dir
-        .to_str()
-        .with_context(|| format!("work dir {:?} is not valid UTF-8", args.work_dir))?
-        .to_string();
-    let external_host = args.external_host.unwrap_or_else(|| args.bind_host.clone());
-    let name = format!("{external_host}:{}", args.port);
-    let registry = mle_ballista::function_registry(opts, &name)
-        .context("cannot build the executor's function registry")?;
-    let vcores = match args.concurrency {
-        Some(0) => anyhow::bail!("--concurrency must be at least 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let config = ExecutorProcessConfig {
+    let opts = ExecutorOptions {
         bind_host: args.bind_host,
-        external_host: Some(external_host),
+        external_host: args.external_host,
         port: args.port,
         grpc_port: args.grpc_port,
         scheduler_host: args.scheduler_host,
         scheduler_port: args.scheduler_port,
+        work_dir: args.work_dir,
+        concurrency: args.concurrency,
+        public_key: mle_ballista::read_public_key(args.public_key.as_deref())?,
+        heartbeat_interval_seconds: args.heartbeat_interval_seconds,
         scheduler_connect_timeout_seconds: args.scheduler_connect_timeout_seconds,
-        vcores,
-        work_dir: Some(work_dir),
-        executor_heartbeat_interval_seconds: args.heartbeat_interval_seconds,
-        override_function_registry: Some(Arc::new(registry)),
-        ..ExecutorProcessConfig::default()
     };
-    start_executor_process(Arc::new(config))
-        .await
-        .with_context(|| format!("executor {name} stopped"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(mle_ballista::run_executor(opts))?;
     Ok(())
 }
