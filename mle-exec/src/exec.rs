@@ -169,7 +169,7 @@ pub(crate) fn run_chunk(plan: &Plan, w: &mut Worker, src: &Source<'_, '_>, n: us
         unsafe {
             match &step.kernel {
                 Kernel::DenseF32(d) => {
-                    k::dense(d, mem.val::<f32>(plan, in0), mem.val(plan, out), n)
+                    k::dense_f32(d, mem.val::<f32>(plan, in0), mem.val(plan, out), n)
                 }
                 Kernel::DenseF64(d) => {
                     k::dense(d, mem.val::<f64>(plan, in0), mem.val(plan, out), n)

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use mle_format::{Attr, DType, MleFile, Node};
 
 use crate::error::ExecError;
+use crate::kernels::Packed;
 use crate::memory::{plan_offsets, Buffer};
 use crate::tree::TreeEnsemble;
 use crate::OutputInfo;
@@ -91,6 +92,9 @@ pub(crate) struct Dense<T> {
     /// Independent `[k, n]` blocks (inputs of rank > 2 multiply over the last axis).
     pub groups: usize,
     pub act: Act,
+    /// The weights and bias pre-packed for the AVX2+FMA kernels (f32 layers on a CPU with
+    /// both; set after fusion, so it includes fused biases).
+    pub packed: Option<Box<Packed>>,
 }
 
 /// `l1`, `l2` or `max` row norm.
@@ -571,6 +575,7 @@ impl<'f> Compiler<'f> {
                     k,
                     groups,
                     act: Act::None,
+                    packed: None,
                 };
                 self.push(node, Kernel::DenseF32(d), vec![xin], o);
                 o
@@ -616,6 +621,7 @@ impl<'f> Compiler<'f> {
                     k: f,
                     groups: 1,
                     act: Act::None,
+                    packed: None,
                 };
                 self.push(node, Kernel::DenseF64(d), vec![xin], o);
                 o
@@ -1466,6 +1472,12 @@ pub(crate) fn compile(file: &MleFile) -> Result<Plan, ExecError> {
     }
     let steps = std::mem::take(&mut c.steps);
     let mut steps = fuse(&c.values, steps, &outputs);
+    // Pre-pack f32 dense weights (after fusion: the bias is final).
+    for s in &mut steps {
+        if let Kernel::DenseF32(d) = &mut s.kernel {
+            d.packed = Packed::new(&d.w, d.bias.as_deref(), d.m, d.k).map(Box::new);
+        }
+    }
     // Dead-step elimination (backwards from the outputs).
     let mut needed = vec![false; c.values.len()];
     let mark = |needed: &mut Vec<bool>, mut v: ValueId| loop {
