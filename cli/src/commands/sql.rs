@@ -41,6 +41,11 @@ pub struct Args {
     /// Partitions DataFusion runs in parallel (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Run the query on a Ballista cluster (mle-scheduler / mle-executor) at df://HOST:PORT;
+    /// tables may then be directories, and every path must be readable by every executor.
+    /// Needs an mle built with `--features cluster`.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 /// Runs `mle sql`.
@@ -50,6 +55,16 @@ pub fn run(a: Args) -> Result<()> {
         Some(policy) => Some(query_key(&refs, &policy)?),
         None => None,
     };
+    if let Some(url) = &a.cluster {
+        return crate::cluster::run(crate::cluster::ClusterQuery {
+            url,
+            query: &a.query,
+            tables: &a.tables,
+            output: a.output.as_deref(),
+            partitions: a.threads,
+            public_key,
+        });
+    }
     let mut tables = Vec::with_capacity(a.tables.len());
     for t in &a.tables {
         let Some((name, file)) = t.split_once('=') else {
