@@ -377,53 +377,56 @@ pub(super) fn compile(
             any_dl |= dl;
             (feature[o] as u32 | if dl { DL_BIT } else { 0 }, t)
         };
-        if f32_precision {
-            let mut recs = Vec::with_capacity(total);
-            for (at, &(orig, r)) in layout.iter().enumerate() {
-                let o = orig as usize;
-                recs.push(if flags[o] & LEAF != 0 {
-                    Rec {
-                        thr: f32::NAN,
-                        feat: 0,
-                        child: child(at, r, flags[orig as usize]),
-                    }
-                } else {
-                    let (feat, t) = fast(o);
-                    Rec {
-                        thr: le_threshold_f32(t, lt),
-                        feat,
-                        child: child(at, r, flags[orig as usize]),
-                    }
+        let mut recs32 = Vec::with_capacity(total);
+        let mut recs64 = Vec::with_capacity(if f32_precision { 0 } else { total });
+        for (at, &(orig, r)) in layout.iter().enumerate() {
+            let o = orig as usize;
+            let ch = child(at, r, flags[o]);
+            if flags[o] & LEAF != 0 {
+                recs32.push(Rec {
+                    thr: f32::NAN,
+                    feat: 0,
+                    child: ch,
                 });
-            }
-            Nodes::F32(recs)
-        } else {
-            let mut recs = Vec::with_capacity(total);
-            for (at, &(orig, r)) in layout.iter().enumerate() {
-                let o = orig as usize;
-                recs.push(if flags[o] & LEAF != 0 {
-                    Rec {
+                if !f32_precision {
+                    recs64.push(Rec {
                         thr: f64::NAN,
                         feat: 0,
-                        child: child(at, r, flags[orig as usize]),
-                    }
-                } else {
-                    let (feat, t) = fast(o);
-                    Rec {
+                        child: ch,
+                    });
+                }
+            } else {
+                let (feat, t) = fast(o);
+                // For f32 precision the input is rounded to f32 first; for f64 precision an
+                // f32 input widens exactly: either way `x32 <= t'` decides (threshold.rs).
+                recs32.push(Rec {
+                    thr: le_threshold_f32(t, lt),
+                    feat,
+                    child: ch,
+                });
+                if !f32_precision {
+                    recs64.push(Rec {
                         thr: le_threshold_f64(t, lt),
                         feat,
-                        child: child(at, r, flags[orig as usize]),
-                    }
-                });
+                        child: ch,
+                    });
+                }
             }
-            Nodes::F64(recs)
+        }
+        if f32_precision {
+            Nodes::F32(recs32)
+        } else {
+            Nodes::F64 {
+                recs: recs64,
+                f32: recs32,
+            }
         }
     };
 
     // Tree groups for the batch kernel (by bytes) and the row kernel (by count).
     let rec_bytes = match nodes {
         Nodes::F32(_) => std::mem::size_of::<Rec<f32>>(),
-        Nodes::F64(_) => std::mem::size_of::<Rec<f64>>(),
+        Nodes::F64 { .. } => std::mem::size_of::<Rec<f64>>(),
         Nodes::General { .. } => std::mem::size_of::<Rec<f64>>() + std::mem::size_of::<Ext>(),
     };
     let scratch_bytes = SUPER_ROWS * n_features.max(1) * if f32_precision { 4 } else { 8 };

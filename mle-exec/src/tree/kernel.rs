@@ -175,7 +175,7 @@ macro_rules! with_step {
                     $body
                 }
             }
-            Nodes::F64(recs) => {
+            Nodes::F64 { recs, .. } => {
                 if $ens.any_dl {
                     let $s = Fast::<f64, true> { recs };
                     $body
@@ -277,22 +277,56 @@ pub(super) fn predict_row<E: Elem>(ens: &TreeEnsemble, x: &[E], out: &mut [f64])
     with_step!(ens, s, row_walk(ens, &s, x, out))
 }
 
+/// Binds `$s` to the fast step over `$recs`, with the NaN test compiled in only when `$dl`.
+macro_rules! fast_step {
+    ($recs:expr, $dl:expr, $s:ident, $body:expr) => {
+        if $dl {
+            let $s = Fast::<_, true> { recs: $recs };
+            $body
+        } else {
+            let $s = Fast::<_, false> { recs: $recs };
+            $body
+        }
+    };
+}
+
+/// One f32 row: as [`predict_row`], on the f32 records of an f64-precision model.
+pub(super) fn predict_row_f32(ens: &TreeEnsemble, x: &[f32], out: &mut [f64]) {
+    match &ens.nodes {
+        Nodes::F64 { f32: recs, .. } => {
+            fast_step!(recs.as_slice(), ens.any_dl, s, row_walk(ens, &s, x, out))
+        }
+        _ => predict_row(ens, x, out),
+    }
+}
+
 /// Copies rows `row0..row0 + n` of the first `ens.n_features` columns into `dst`, row-major
-/// with row width `ens.width`, converting to `T`.
-fn gather<T: Prec>(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut [T]) {
+/// with row width `ens.width`, converting to `T`; returns whether any copied value is NaN.
+fn gather<T: Prec>(
+    ens: &TreeEnsemble,
+    x: &Batch<'_>,
+    row0: usize,
+    n: usize,
+    dst: &mut [T],
+) -> bool {
     let w = ens.width;
+    let mut nan = false;
     for (j, col) in x.columns().iter().take(ens.n_features).enumerate() {
         let (off, st) = (col.offset + row0 * col.stride, col.stride);
         let rows = dst[..n * w].chunks_exact_mut(w);
         match col.data {
             ColumnData::F32(d) => {
                 for (r, row) in rows.enumerate() {
-                    row[j] = T::from_elem(d[off + r * st]);
+                    let v = d[off + r * st];
+                    nan |= v.is_nan();
+                    row[j] = T::from_elem(v);
                 }
             }
             ColumnData::F64(d) => {
                 for (r, row) in rows.enumerate() {
-                    row[j] = T::from_elem(d[off + r * st]);
+                    let v = d[off + r * st];
+                    nan |= v.is_nan();
+                    row[j] = T::from_elem(v);
                 }
             }
         }
@@ -300,6 +334,7 @@ fn gather<T: Prec>(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst
     if ens.n_features == 0 {
         dst[..n].fill(T::from_elem(f64::NAN));
     }
+    nan
 }
 
 /// The block kernel over `n` gathered rows `x` into `out` (`n × n_targets`).
@@ -360,21 +395,42 @@ pub(super) fn predict_batch(
     let nt = ens.n_targets;
     let w = ens.width;
     let need = SUPER_ROWS * w;
-    let f32_block = matches!(ens.nodes, Nodes::F32(_));
-    if f32_block && scratch.x32.len() < need {
+    // The f32 records run when the model's precision is f32, or when it is f64 and every
+    // input column is f32 (exact, see `Nodes::F64`).
+    let recs32 = match &ens.nodes {
+        Nodes::F32(r) => Some(r.as_slice()),
+        Nodes::F64 { f32, .. }
+            if x.columns()
+                .iter()
+                .take(ens.n_features)
+                .all(|c| matches!(c.data, ColumnData::F32(_))) =>
+        {
+            Some(f32.as_slice())
+        }
+        _ => None,
+    };
+    if recs32.is_some() && scratch.x32.len() < need {
         scratch.x32.resize(need, 0.0);
-    } else if !f32_block && scratch.x64.len() < need {
+    } else if recs32.is_none() && scratch.x64.len() < need {
         scratch.x64.resize(need, 0.0);
     }
     let mut r0 = rows.start;
     for o in out.chunks_mut(SUPER_ROWS * nt) {
         let n = o.len() / nt;
-        if f32_block {
-            gather(ens, x, r0, n, &mut scratch.x32);
-            with_step!(ens, s, block_walk(ens, &s, &scratch.x32, n, o));
+        if let Some(recs) = recs32 {
+            let nan = gather(ens, x, r0, n, &mut scratch.x32);
+            // A block without NaN never takes the NaN test: run the step without it.
+            fast_step!(recs, ens.any_dl && nan, s, {
+                block_walk(ens, &s, &scratch.x32, n, o)
+            });
         } else {
-            gather(ens, x, r0, n, &mut scratch.x64);
-            with_step!(ens, s, block_walk(ens, &s, &scratch.x64, n, o));
+            let nan = gather(ens, x, r0, n, &mut scratch.x64);
+            match &ens.nodes {
+                Nodes::F64 { recs, .. } => fast_step!(recs.as_slice(), ens.any_dl && nan, s, {
+                    block_walk(ens, &s, &scratch.x64, n, o)
+                }),
+                _ => with_step!(ens, s, block_walk(ens, &s, &scratch.x64, n, o)),
+            }
         }
         r0 += n;
     }

@@ -42,6 +42,8 @@
 
 mod compile;
 mod kernel;
+#[cfg(test)]
+mod tests;
 pub mod threshold;
 
 use std::ops::Range;
@@ -105,8 +107,14 @@ pub(crate) struct Ext {
 pub(crate) enum Nodes {
     /// Fast kernel, `input_precision = f32`.
     F32(Vec<Rec<f32>>),
-    /// Fast kernel, `input_precision = f64`.
-    F64(Vec<Rec<f64>>),
+    /// Fast kernel, `input_precision = f64`; `f32`: the same splits rewritten for f32 inputs
+    /// (exact: an f32 input widened to f64 is compared with the f64 threshold, and
+    /// [`threshold::le_threshold_f32`] rewrites that test into an f32 one), used when every
+    /// input column is f32.
+    F64 {
+        recs: Vec<Rec<f64>>,
+        f32: Vec<Rec<f32>>,
+    },
     /// General kernel (categorical splits or zero-is-missing): original thresholds and flags.
     General {
         recs: Vec<Rec<f64>>,
@@ -204,7 +212,7 @@ impl TreeEnsemble {
     pub fn kernel_name(&self) -> &'static str {
         match self.nodes {
             Nodes::F32(_) => "fast-f32",
-            Nodes::F64(_) => "fast-f64",
+            Nodes::F64 { .. } => "fast-f64",
             Nodes::General { .. } => "general",
         }
     }
@@ -212,7 +220,7 @@ impl TreeEnsemble {
     fn n_laid_out_nodes(&self) -> usize {
         match &self.nodes {
             Nodes::F32(r) => r.len(),
-            Nodes::F64(r) => r.len(),
+            Nodes::F64 { recs, .. } => recs.len(),
             Nodes::General { recs, .. } => recs.len(),
         }
     }
@@ -224,6 +232,10 @@ impl TreeEnsemble {
             Nodes::F32(_) => TreeScratch {
                 x32: vec![0.0; n],
                 x64: Vec::new(),
+            },
+            Nodes::F64 { .. } => TreeScratch {
+                x32: vec![0.0; n],
+                x64: vec![0.0; n],
             },
             _ => TreeScratch {
                 x32: Vec::new(),
@@ -279,7 +291,7 @@ impl TreeEnsemble {
     /// Predicts one row of f32 features; as [`TreeEnsemble::predict_row_f64`].
     pub fn predict_row_f32(&self, row: &[f32], out: &mut [f64]) {
         self.check_row(row.len(), out.len());
-        kernel::predict_row(self, &row[..self.n_features], &mut out[..self.n_targets]);
+        kernel::predict_row_f32(self, &row[..self.n_features], &mut out[..self.n_targets]);
     }
 
     fn check_row(&self, row: usize, out: usize) {
