@@ -55,7 +55,7 @@ fn ensemble(seed: u64, lt: bool) -> TreeEnsemble {
         flags.push(LEAF);
         leaf.push(0.0);
         while let Some((i, d)) = open.pop() {
-            if d >= 1 + rng.below(7) as u32 {
+            if d > rng.below(7) as u32 {
                 leaf[i] = rng.below(1000) as f64 / 64.0 - 7.0;
                 continue;
             }
