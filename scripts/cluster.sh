@@ -25,10 +25,17 @@ cmd="${1:-}"
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-wait_port() { # port seconds log
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port seconds log pid
   local i
   for ((i = 0; i < $2 * 10; i++)); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    if ! kill -0 "$4" 2>/dev/null; then
+      echo "process $4 exited; see $3" >&2
+      tail -n 20 "$3" >&2 || true
+      return 1
+    fi
+    if in_use "$1"; then return 0; fi
     sleep 0.1
   done
   echo "port $1 not open after $2 s; see $3" >&2
@@ -51,6 +58,15 @@ start)
     cargo build --release -p mle-ballista --bin mle-scheduler --bin mle-executor >&2
     bin="$CARGO_TARGET_DIR/release"
   fi
+  for b in mle-scheduler mle-executor; do
+    [ -x "$bin/$b" ] || { echo "no $bin/$b (build: cargo build --release -p mle-ballista)" >&2; exit 1; }
+  done
+  for ((p = port; p <= port + 2 * n; p++)); do
+    if in_use "$p"; then
+      echo "port $p on 127.0.0.1 is in use (another cluster?); set MLE_SCHEDULER_PORT" >&2
+      exit 1
+    fi
+  done
   cores=$(nproc 2>/dev/null || echo 2)
   conc="${MLE_CONCURRENCY:-$(( cores / n > 0 ? cores / n : 1 ))}"
   key=()
@@ -59,7 +75,8 @@ start)
   "$bin/mle-scheduler" --bind-host 127.0.0.1 --bind-port "$port" "${key[@]}" \
     >"$dir/scheduler.log" 2>&1 &
   echo $! >"$dir/scheduler.pid"
-  wait_port "$port" 30 "$dir/scheduler.log"
+  # A process that does not come up: stop what was started, show its log.
+  wait_port "$port" 30 "$dir/scheduler.log" "$(cat "$dir/scheduler.pid")" || { "$0" stop >&2; exit 1; }
   for ((i = 0; i < n; i++)); do
     flight=$((port + 1 + 2 * i)); grpc=$((port + 2 + 2 * i))
     "$bin/mle-executor" --bind-host 127.0.0.1 --port "$flight" --grpc-port "$grpc" \
@@ -67,7 +84,7 @@ start)
       --work-dir "$dir/executor-$i" --concurrency "$conc" "${key[@]}" \
       >"$dir/executor-$i.log" 2>&1 &
     echo $! >"$dir/executor-$i.pid"
-    wait_port "$flight" 30 "$dir/executor-$i.log"
+    wait_port "$flight" 30 "$dir/executor-$i.log" "$(cat "$dir/executor-$i.pid")" || { "$0" stop >&2; exit 1; }
   done
   echo "scheduler df://127.0.0.1:$port, $n executors ($conc tasks each); logs in $dir"
   ;;
@@ -86,10 +103,14 @@ stop)
   ;;
 status)
   shopt -s nullglob
+  found=0
   for f in "$dir"/scheduler.pid "$dir"/executor-*.pid; do
-    if alive "$f"; then s=running; else s=stopped; fi
+    [ -f "$f" ] || continue
+    found=1
+    if alive "$f"; then s=running; else s="not running"; fi
     echo "$(basename "$f" .pid): pid $(cat "$f") $s"
   done
+  [ "$found" = 1 ] || echo "no cluster started from $dir"
   ;;
 *)
   echo "usage: $0 start [N] | stop | status" >&2
