@@ -87,6 +87,21 @@ pub enum PluginError {
         /// Values expected.
         expected: usize,
     },
+    /// The model file is not the version the expression was built with (a query never mixes
+    /// two versions of a model).
+    #[error("{model}: the model file {when}; a query uses one version of a model: build the expression again to use the new file")]
+    ModelChanged {
+        /// Model file.
+        model: String,
+        /// What happened.
+        when: &'static str,
+    },
+    /// The `pin` argument is not a token made by `mle_runtime.polars`.
+    #[error("pin: {token:?} is not a model pin token (\"<id>:<file version>\")")]
+    PinToken {
+        /// The argument (at most 80 characters of it).
+        token: String,
+    },
     /// The `public_key` argument is not a valid key.
     #[error("public_key: {0}")]
     PublicKey(mle_format::FormatError),

@@ -10,7 +10,8 @@
 //!   nulls are missing values (NaN). Float32/Float64 chunks without nulls are read in place.
 //! - Output dtypes come from the model: Float32/Float64 for regressors, the class label dtype
 //!   (Int64 or String) for classifiers, `Array(Float32, n_classes)` for probabilities.
-//! - Models are compiled once and cached by path, modification time and size ([`cache`]).
+//! - Models are compiled once and cached by path, modification time, size and inode, and
+//!   pinned per expression so that a query never mixes two versions of a file ([`cache`]).
 //! - Every failure is a Polars `ComputeError` carrying the runtime's message; panics are caught
 //!   before they reach the FFI boundary.
 //!
@@ -47,6 +48,10 @@ pub struct MleKwargs {
     /// Ed25519 public key as 64 hex characters; when set, the model must be signed by it.
     #[serde(default)]
     pub public_key: Option<String>,
+    /// The model version pinned when the expression was built ([`cache::pin`]); every chunk of
+    /// the query then uses that model.
+    #[serde(default)]
+    pub pin: Option<String>,
 }
 
 /// What a call returns.
@@ -64,7 +69,10 @@ fn load(kwargs: &MleKwargs) -> Result<Arc<cache::CachedModel>, PluginError> {
         .as_deref()
         .map(cache::parse_public_key)
         .transpose()?;
-    cache::get(&kwargs.model_path, key.as_ref())
+    match kwargs.pin.as_deref() {
+        Some(token) => cache::get_pinned(&kwargs.model_path, key.as_ref(), token),
+        None => cache::get(&kwargs.model_path, key.as_ref()),
+    }
 }
 
 /// Runs `f`, turning a panic into a `ComputeError` naming the function (a last resort: the

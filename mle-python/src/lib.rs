@@ -5,7 +5,8 @@
 //! touches bytes or runs a model is Rust:
 //!
 //! - [`runtime::Runtime`]: a loaded model (`mle_exec::Model`) plus a pool of sessions; runs
-//!   C-contiguous f32/f64 numpy matrices without copying them, with the GIL released;
+//!   C-contiguous f32/f64 numpy matrices without copying them, with the GIL released (from 64
+//!   rows; smaller batches keep it, which is cheaper);
 //! - [`build::build_model`]: writes a `.mle` file from a metadata JSON, a graph JSON and numpy
 //!   tensors through `mle_format::ModelBuilder`;
 //! - [`import`]: the native XGBoost / LightGBM importers of `mle-import`;
@@ -19,6 +20,7 @@
 pub mod build;
 pub mod errors;
 pub mod import;
+pub mod polars_pin;
 pub mod runtime;
 
 /// The Polars expression plugin: linked here so its `_polars_plugin_*` C symbols are exported
@@ -35,6 +37,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build::generate_keypair, m)?)?;
     m.add_function(wrap_pyfunction!(import::import_xgboost, m)?)?;
     m.add_function(wrap_pyfunction!(import::import_lightgbm, m)?)?;
+    m.add_function(wrap_pyfunction!(polars_pin::polars_pin, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -52,6 +52,18 @@ def _hex_key(public_key: KeyLike) -> str | None:
     return data.decode("ascii", errors="replace").strip()
 
 
+def _pin(path: str, key: str | None) -> str | None:
+    """Pins the model's current version for this expression: every chunk of a query then uses
+    the same compiled model even if the file is replaced meanwhile. A model that cannot be
+    loaded now is not pinned; the query then reports why (as a ``ComputeError``)."""
+    from mle_runtime import _native
+
+    try:
+        return _native.polars_pin(path, key)
+    except Exception:
+        return None
+
+
 def _call(
     function_name: str,
     model_path: str | os.PathLike,
@@ -69,15 +81,14 @@ def _call(
             args.extend(e)
         else:
             args.append(e)
+    # Absolute, so a lazy query still finds the model if the working directory changes.
+    path = os.path.abspath(os.fspath(model_path))
+    key = _hex_key(public_key)
     return register_plugin_function(
         plugin_path=_library(),
         function_name=function_name,
         args=args,
-        kwargs={
-            # Absolute, so a lazy query still finds the model if the working directory changes.
-            "model_path": os.path.abspath(os.fspath(model_path)),
-            "public_key": _hex_key(public_key),
-        },
+        kwargs={"model_path": path, "public_key": key, "pin": _pin(path, key)},
         is_elementwise=True,
         use_abs_path=True,
     ).alias(alias)
@@ -111,7 +122,14 @@ def predict(
     ------
     polars.exceptions.ComputeError
         When the query runs: missing or corrupt model file, wrong number of feature columns,
-        non-numeric column, invalid signature.
+        non-numeric column, invalid signature; or the model file was replaced after the
+        expression was built and its pinned version is no longer held.
+
+    Notes
+    -----
+    The model is loaded and pinned when the expression is built: every chunk of a query
+    scores with that version, even if the file is replaced while the query runs (never a mix
+    of two models). Build the expression again to pick up a new file.
 
     Examples
     --------
@@ -156,6 +174,10 @@ def predict_proba(
     ------
     polars.exceptions.ComputeError
         When the query runs: as :func:`predict`, and when the model is not a classifier.
+
+    Notes
+    -----
+    The model version is pinned when the expression is built, as in :func:`predict`.
 
     Examples
     --------

@@ -210,6 +210,37 @@ def test_model_file_rewritten_is_reloaded(cases, tmp_path):
     assert_close(second, b.predict(X))
 
 
+def test_a_query_keeps_the_model_version_its_expression_was_built_with(cases, tmp_path):
+    """The model is pinned when the expression is built: replacing the file afterwards (as
+    the atomic writer does) changes nothing for that expression — eager, lazy or streaming —
+    while a new expression scores with the new file. When the pin is no longer held, the
+    query fails naming the file instead of mixing versions."""
+    from sklearn import linear_model as lm
+
+    case = cases["ridge"]
+    path = str(tmp_path / "pinned.mle")
+    X = case.X[:300]
+    a = lm.LinearRegression().fit(X, X[:, 0])
+    b = lm.LinearRegression().fit(X, X[:, 0] * 3.0 + 1.0)
+    df = case.df.head(300)
+    pq = str(tmp_path / "pinned.parquet")
+    df.write_parquet(pq, row_group_size=64)
+    mle.export_model(a, path, feature_names=case.names)
+    old = predict(path, *case.names)
+    mle.export_model(b, path, feature_names=case.names)  # atomic replacement
+    assert_close(df.select(old)["prediction"].to_numpy(), a.predict(X))
+    for engine in ("in-memory", "streaming"):
+        got = pl.scan_parquet(pq).select(old).collect(engine=engine)["prediction"]
+        assert_close(got.to_numpy(), a.predict(X), what=engine)
+    assert_close(df.select(predict(path, *case.names))["prediction"].to_numpy(), b.predict(X))
+    # Drop the old pin (least recently used beyond the capacity of 64) and run it again.
+    for _ in range(70):
+        predict(path, *case.names)
+    with pytest.raises(ComputeError, match=r"pinned\.mle: the model file changed after the "
+                                           r"expression was built"):
+        df.select(old)
+
+
 # --- errors, asserted by message --------------------------------------------------------
 
 
