@@ -241,13 +241,27 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-/// CPU time of the calling thread in ns (`/proc/thread-self/schedstat`): unlike wall time it
+/// CPU time of the calling thread in ns (`CLOCK_THREAD_CPUTIME_ID`): unlike wall time it
 /// excludes time the thread waits for a core, so ratios stay meaningful on a loaded machine.
+/// (`/proc/thread-self/schedstat` was used before: on this VM it advanced in 4 ms ticks while
+/// the thread ran, quantizing 10,000-row figures to multiples of 400 ns/row.)
 fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clk: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec (two 64-bit fields on x86_64/aarch64 Linux).
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.sec as u64 * 1_000_000_000 + ts.nsec as u64
 }
 
 /// Median CPU ns per call of `f` over `reps` calls.
@@ -347,8 +361,10 @@ fn mle_report(dir: &str) {
         .unwrap_or(5);
     let only = std::env::var("TREES_ONLY").unwrap_or_default();
     paths.retain(|p| p.to_string_lossy().contains(&only));
-    println!("| model | ensemble | kernel ns/row | session ns/row | session row ns |");
-    println!("|---|---|---:|---:|---:|");
+    println!(
+        "| model | ensemble | kernel ns/row | session ns/row | kernel row ns | kernel row ns, 100 rows | session row ns |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
     for p in paths {
         let model = Arc::new(Model::load(&p, &ReadOptions::default()).unwrap());
         let f = model.n_features();
@@ -382,8 +398,22 @@ fn mle_report(dir: &str) {
                 black_box(s.predict_row_f32(black_box(row)).unwrap());
             }
         }) / calls as f64;
+        let mut o = vec![0.0; ens.n_targets()];
+        let klat = cpu_median(reps, || {
+            for _ in 0..calls {
+                ens.predict_row_f32(black_box(row), &mut o);
+            }
+        }) / calls as f64;
+        // The same, cycling over 100 different rows (the walks change paths every call).
+        let nr = rows.min(100);
+        let rlat = cpu_median(reps, || {
+            for c in 0..calls {
+                let r = c % nr;
+                ens.predict_row_f32(black_box(&x[r * f..(r + 1) * f]), &mut o);
+            }
+        }) / calls as f64;
         println!(
-            "| {} | {ens:?} | {:.0} | {:.0} | {lat:.0} |",
+            "| {} | {ens:?} | {:.0} | {:.0} | {klat:.0} | {rlat:.0} | {lat:.0} |",
             p.file_name().unwrap().to_string_lossy(),
             k / rows as f64,
             sn / rows as f64

@@ -6,7 +6,10 @@ use mle_format::{Attr, Element, MleFile, Node};
 
 use super::flags::{ALL, CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
 use super::threshold::{le_threshold_f32, le_threshold_f64};
-use super::{Ext, Nodes, Rec, TreeEnsemble, DL_BIT, MAX_DEPTH, MAX_TARGETS, ROW_TREES, SUPER_ROWS};
+use super::{
+    Ext, Nodes, Rec, RowGroup, RowWindow, TreeEnsemble, DL_BIT, MAX_DEPTH, MAX_TARGETS, ROW_TREES,
+    ROW_WINDOW, SUPER_ROWS,
+};
 use crate::error::ExecError;
 
 /// Bytes of nodes and leaf values per group of trees walked together over a row block; with
@@ -445,14 +448,32 @@ pub(super) fn compile(
     if g0 < n_trees {
         groups.push(g0..n_trees);
     }
-    let row_groups = (0..n_trees)
-        .step_by(ROW_TREES)
-        .map(|a| {
-            let b = (a + ROW_TREES).min(n_trees);
-            let d = depth[a..b].iter().copied().max().unwrap_or(0);
-            (a as u32, b as u32, d)
-        })
-        .collect();
+    // Row kernel: windows of ROW_WINDOW consecutive trees, sorted by depth within the window
+    // and cut into groups of ROW_TREES (walked together to the deepest of the group).
+    let mut row_windows = Vec::with_capacity(n_trees.div_ceil(ROW_WINDOW));
+    let mut row_groups = Vec::with_capacity(n_trees.div_ceil(ROW_TREES));
+    for a in (0..n_trees).step_by(ROW_WINDOW) {
+        let b = (a + ROW_WINDOW).min(n_trees);
+        let mut order: Vec<usize> = (a..b).collect();
+        order.sort_by_key(|&k| depth[k]);
+        let g0 = row_groups.len();
+        for chunk in order.chunks(ROW_TREES) {
+            let mut g = RowGroup {
+                roots: [tree_roots[chunk[0]]; ROW_TREES],
+                pos: [ROW_WINDOW as u8; ROW_TREES],
+                depth: chunk.iter().map(|&k| depth[k]).max().unwrap_or(0),
+            };
+            for (j, &k) in chunk.iter().enumerate() {
+                g.roots[j] = tree_roots[k];
+                g.pos[j] = (k - a) as u8;
+            }
+            row_groups.push(g);
+        }
+        row_windows.push(RowWindow {
+            trees: a..b,
+            groups: g0..row_groups.len(),
+        });
+    }
 
     Ok(TreeEnsemble {
         n_features,
@@ -469,6 +490,7 @@ pub(super) fn compile(
         depth,
         target,
         groups,
+        row_windows,
         row_groups,
         divisor,
         base,

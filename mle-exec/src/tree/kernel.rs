@@ -13,7 +13,7 @@ use super::flags::{CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING
 /// Bit 3 ("zero is missing") treats `|x| <= 1e-35` as zero, as LightGBM's `kZeroThreshold`
 /// (`1e-35f`, widened) does.
 pub(crate) const ZERO_BAND: f64 = 1e-35f32 as f64;
-use super::{Ext, Nodes, Rec, TreeEnsemble, TreeScratch, DL_BIT, LANES, ROW_TREES, SUPER_ROWS};
+use super::{Ext, Nodes, Rec, TreeEnsemble, TreeScratch, DL_BIT, LANES, ROW_WINDOW, SUPER_ROWS};
 use crate::batch::{Batch, ColumnData};
 
 /// An input element (f32 or f64) and the conversions the kernels need.
@@ -230,53 +230,6 @@ macro_rules! with_step {
     };
 }
 
-/// Applies the aggregation and base scores to one row's sums.
-#[inline(always)]
-fn finish(ens: &TreeEnsemble, out: &mut [f64]) {
-    for ((o, &d), &b) in out.iter_mut().zip(&ens.divisor).zip(&ens.base) {
-        if d > 0.0 {
-            *o /= d;
-        }
-        *o += b;
-    }
-}
-
-/// One row through every tree, [`ROW_TREES`] trees at a time; `x` holds the row's features.
-#[inline(always)]
-fn row_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], out: &mut [f64]) {
-    out.fill(0.0);
-    let nt = ens.n_targets;
-    let ld = ens.leaf_dim;
-    for &(a, b, d) in &ens.row_groups {
-        let (a, b) = (a as usize, b as usize);
-        let trees = &ens.roots[a..b];
-        let mut idx = [trees[0]; ROW_TREES];
-        idx[..trees.len()].copy_from_slice(trees);
-        for _ in 0..d {
-            for i in idx.iter_mut() {
-                *i = s.next(*i, x, 0);
-            }
-        }
-        if ld == 1 {
-            for (&i, &t) in idx.iter().zip(&ens.target[a..b]) {
-                out[t as usize] += ens.leaf[i as usize];
-            }
-        } else {
-            for &i in &idx[..b - a] {
-                let i = i as usize;
-                for (o, &v) in out.iter_mut().zip(&ens.leaf[i * nt..(i + 1) * nt]) {
-                    *o += v;
-                }
-            }
-        }
-    }
-    finish(ens, out);
-}
-
-pub(super) fn predict_row<E: Elem>(ens: &TreeEnsemble, x: &[E], out: &mut [f64]) {
-    with_step!(ens, s, row_walk(ens, &s, x, out))
-}
-
 /// Binds `$s` to the fast step over `$recs`, with the NaN test compiled in only when `$dl`.
 macro_rules! fast_step {
     ($recs:expr, $dl:expr, $s:ident, $body:expr) => {
@@ -290,11 +243,79 @@ macro_rules! fast_step {
     };
 }
 
+/// Applies the aggregation and base scores to one row's sums.
+#[inline(always)]
+fn finish(ens: &TreeEnsemble, out: &mut [f64]) {
+    for ((o, &d), &b) in out.iter_mut().zip(&ens.divisor).zip(&ens.base) {
+        if d > 0.0 {
+            *o /= d;
+        }
+        *o += b;
+    }
+}
+
+/// One row through every tree, [`ROW_TREES`] trees at a time; `x` holds the row's features.
+///
+/// Trees are walked by the row groups of each window (sorted by depth) and their leaves noted
+/// by position in the window, then summed in tree order (the batch kernel's order).
+#[inline(always)]
+fn row_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], out: &mut [f64]) {
+    out.fill(0.0);
+    let nt = ens.n_targets;
+    // Leaf reached by each tree of the window (padding slots write at ROW_WINDOW).
+    let mut li = [0u32; ROW_WINDOW * 2];
+    for w in &ens.row_windows {
+        for g in &ens.row_groups[w.groups.clone()] {
+            let mut idx = g.roots;
+            for _ in 0..g.depth {
+                for i in idx.iter_mut() {
+                    *i = s.next(*i, x, 0);
+                }
+            }
+            for (&p, &i) in g.pos.iter().zip(&idx) {
+                // `p <= ROW_WINDOW` (compile), so the index is always in bounds.
+                li[p as usize & ROW_WINDOW_MASK] = i;
+            }
+        }
+        let trees = w.trees.clone();
+        let li = &li[..trees.len()];
+        if ens.leaf_dim == 1 {
+            for (&i, &t) in li.iter().zip(&ens.target[trees]) {
+                out[t as usize] += ens.leaf[i as usize];
+            }
+        } else {
+            for &i in li {
+                let i = i as usize;
+                for (o, &v) in out.iter_mut().zip(&ens.leaf[i * nt..(i + 1) * nt]) {
+                    *o += v;
+                }
+            }
+        }
+    }
+    finish(ens, out);
+}
+
+/// `ROW_WINDOW * 2 - 1`: masks a window position (at most [`ROW_WINDOW`]) into the bounds of
+/// the row kernel's leaf array, so that indexing needs no check.
+const ROW_WINDOW_MASK: usize = ROW_WINDOW * 2 - 1;
+const _: () = assert!(ROW_WINDOW.is_power_of_two() && ROW_WINDOW < 256);
+
+/// One row: the fast kernels take the step without the NaN test when the row has no NaN.
+pub(super) fn predict_row<E: Elem>(ens: &TreeEnsemble, x: &[E], out: &mut [f64]) {
+    let dl = ens.any_dl && x.iter().any(|v| v.is_nan());
+    match &ens.nodes {
+        Nodes::F32(recs) => fast_step!(recs.as_slice(), dl, s, row_walk(ens, &s, x, out)),
+        Nodes::F64 { recs, .. } => fast_step!(recs.as_slice(), dl, s, row_walk(ens, &s, x, out)),
+        Nodes::General { .. } => with_step!(ens, s, row_walk(ens, &s, x, out)),
+    }
+}
+
 /// One f32 row: as [`predict_row`], on the f32 records of an f64-precision model.
 pub(super) fn predict_row_f32(ens: &TreeEnsemble, x: &[f32], out: &mut [f64]) {
     match &ens.nodes {
         Nodes::F64 { f32: recs, .. } => {
-            fast_step!(recs.as_slice(), ens.any_dl, s, row_walk(ens, &s, x, out))
+            let dl = ens.any_dl && x.iter().any(|v| v.is_nan());
+            fast_step!(recs.as_slice(), dl, s, row_walk(ens, &s, x, out))
         }
         _ => predict_row(ens, x, out),
     }

@@ -87,6 +87,28 @@ pub(crate) const LANES: usize = 64;
 pub(crate) const SUPER_ROWS: usize = 512;
 /// Trees walked together by the single-row kernel.
 pub(crate) const ROW_TREES: usize = 8;
+/// Consecutive trees the row kernel reorders (by depth) before summing their leaves in order.
+pub(crate) const ROW_WINDOW: usize = 64;
+
+/// Up to [`ROW_TREES`] trees of one row window walked together by the row kernel, to the
+/// deepest of them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowGroup {
+    /// Root of each tree (padding slots repeat a root of the group).
+    pub roots: [u32; ROW_TREES],
+    /// Position of each tree in its window ([`ROW_WINDOW`] for a padding slot).
+    pub pos: [u8; ROW_TREES],
+    /// Steps to walk.
+    pub depth: u32,
+}
+
+/// A window of consecutive trees for the row kernel: trees `trees`, walked by the row groups
+/// `groups` (trees sorted by depth, so that a group's trees have similar depths).
+#[derive(Clone, Debug)]
+pub(crate) struct RowWindow {
+    pub trees: Range<usize>,
+    pub groups: Range<usize>,
+}
 
 /// One laid-out split node. `feat` holds the feature index in its low 31 bits and, in bit 31,
 /// whether a NaN goes left (fast kernels only); `child` is (left, right): the left child is the
@@ -154,8 +176,10 @@ pub struct TreeEnsemble {
     pub(crate) target: Vec<u32>,
     /// Consecutive trees whose nodes fit in cache together.
     pub(crate) groups: Vec<Range<usize>>,
-    /// Groups of up to [`ROW_TREES`] consecutive trees for the row kernel: (first, end, depth).
-    pub(crate) row_groups: Vec<(u32, u32, u32)>,
+    /// Tree windows of the row kernel.
+    pub(crate) row_windows: Vec<RowWindow>,
+    /// Tree groups of the row kernel, by window.
+    pub(crate) row_groups: Vec<RowGroup>,
     /// Per target: divide by this after summing (`average`), or 0.0 to leave the sum.
     pub(crate) divisor: Vec<f64>,
     pub(crate) base: Vec<f64>,
