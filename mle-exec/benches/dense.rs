@@ -2,9 +2,10 @@
 //!
 //! - `mlp`: a 28→256→256→2 MLP (Gemm+ReLU, Gemm+ReLU, Gemm, Softmax) at batch 1 (the
 //!   single-row path, f32 and f64 rows) and batch 10,000 (columnar f32 input, 1 and 2 threads),
-//!   plus a naive row-at-a-time loop over the same weights as a baseline;
+//!   plus row-major f32 input (numpy's layout) and a naive row-at-a-time loop over the same
+//!   weights as a baseline;
 //! - `linear`: a logistic regression on 28 features (Scaler → LinearModel → Sigmoid →
-//!   BinaryToProba, Threshold) at batch 1 and 10,000.
+//!   BinaryToProba, Threshold) at batch 1 and 10,000 (f64 columns, and row-major f32).
 //!
 //! Run: `nice cargo bench -p mle-exec --bench dense`.
 
@@ -241,6 +242,11 @@ fn bench_mlp(c: &mut Criterion) {
         );
     }
     let rows: Vec<f32> = (0..n).flat_map(|r| c32.iter().map(move |c| c[r])).collect();
+    // Row-major f32, as numpy hands it over (C-contiguous [n, 28]).
+    let rm = Batch::from_row_major_f32(&rows, n, F).unwrap();
+    g.bench_function("batch_10000_row_major/1t", |b| {
+        b.iter(|| black_box(s.predict_batch(&rm, RunOptions::default()).unwrap().n_rows))
+    });
     g.bench_function("naive_rows_10000", |b| {
         b.iter(|| {
             let mut acc = 0f32;
@@ -266,6 +272,13 @@ fn bench_linear(c: &mut Criterion) {
     });
     let batch = Batch::from_columns(c64.iter().map(|c| ColumnData::F64(c)).collect()).unwrap();
     g.throughput(Throughput::Elements(10_000));
+    let rows: Vec<f32> = (0..10_000)
+        .flat_map(|r| c64.iter().map(move |c| c[r] as f32))
+        .collect();
+    let rm = Batch::from_row_major_f32(&rows, 10_000, F).unwrap();
+    g.bench_function("batch_10000_row_major_f32/1t", |b| {
+        b.iter(|| black_box(s.predict_batch(&rm, RunOptions::default()).unwrap().n_rows))
+    });
     for threads in [1, 2] {
         g.bench_with_input(
             BenchmarkId::new("batch_10000", format!("{threads}t")),

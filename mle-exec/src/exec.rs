@@ -120,6 +120,48 @@ fn gather<T: Real>(dst: &mut [T], src: &Source<'_, '_>, j: usize, n: usize) {
     }
 }
 
+/// The matrix behind `b` when every column `j` is column `j` of one row-major `[n, F]` slice
+/// (`Batch::from_row_major_*`, numpy's C-contiguous input).
+fn row_major<'a>(b: &Batch<'a>) -> Option<ColumnData<'a>> {
+    let cols = b.columns();
+    let f = cols.len();
+    let first = cols.first()?.data;
+    let same = |d: &ColumnData<'_>| match (d, &first) {
+        (ColumnData::F32(a), ColumnData::F32(z)) => std::ptr::eq(*a, *z),
+        (ColumnData::F64(a), ColumnData::F64(z)) => std::ptr::eq(*a, *z),
+        _ => false,
+    };
+    let ok = cols
+        .iter()
+        .enumerate()
+        .all(|(j, c)| c.offset == j && c.stride == f && same(&c.data));
+    ok.then_some(first)
+}
+
+/// Rows `row0..row0 + n` of a row-major `[_, f]` matrix into feature-major `dst` (`f` rows of
+/// `n`), eight features per pass: each pass reads the chunk's rows in order and writes eight
+/// sequential streams (the arena's power-of-two row pitch would make 28 streams evict each
+/// other from L1).
+fn gather_rows<T: Real>(dst: &mut [T], data: ColumnData<'_>, row0: usize, f: usize, n: usize) {
+    #[inline(always)]
+    fn run<S: Copy, T>(dst: &mut [T], src: &[S], f: usize, n: usize, conv: impl Fn(S) -> T) {
+        let src = &src[..n * f];
+        let dst = &mut dst[..f * n];
+        for j0 in (0..f).step_by(8) {
+            let w = 8.min(f - j0);
+            for (r, row) in src.chunks_exact(f).enumerate() {
+                for (jj, &v) in row[j0..j0 + w].iter().enumerate() {
+                    dst[(j0 + jj) * n + r] = conv(v);
+                }
+            }
+        }
+    }
+    match data {
+        ColumnData::F32(d) => run(dst, &d[row0 * f..], f, n, |v| T::from_f64(v as f64)),
+        ColumnData::F64(d) => run(dst, &d[row0 * f..], f, n, T::from_f64),
+    }
+}
+
 #[inline(always)]
 fn copy_strided<S: Copy, T>(dst: &mut [T], src: &[S], stride: usize, n: usize, f: impl Fn(S) -> T) {
     let dst = &mut dst[..n];
@@ -146,7 +188,22 @@ pub(crate) fn run_chunk(plan: &Plan, w: &mut Worker, src: &Source<'_, '_>, n: us
         n,
         len_bytes: w.arena.len() * 8,
     };
-    if plan.gather_x {
+    let row_major = match *src {
+        Source::Batch(b, row0) if plan.gather_x && plan.n_features > 1 => {
+            row_major(b).map(|d| (d, row0))
+        }
+        _ => None,
+    };
+    if let Some((data, row0)) = row_major {
+        let (x, f) = (plan.x, plan.n_features);
+        // SAFETY: X's dtype is checked; only this view is live.
+        unsafe {
+            match plan.values[x].dtype {
+                DType::F32 => gather_rows(mem.val::<f32>(plan, x), data, row0, f, n),
+                _ => gather_rows(mem.val::<f64>(plan, x), data, row0, f, n),
+            }
+        }
+    } else if plan.gather_x {
         let x = plan.x;
         for j in 0..plan.n_features {
             // SAFETY: X's dtype is checked; only this view is live.

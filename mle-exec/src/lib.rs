@@ -59,11 +59,16 @@
 //! Every runtime value has a dtype (f32, f64 or i64) and a shape `[N, d1, ..]` whose first
 //! dimension is the batch. Inside the executor, values are stored **feature-major** per chunk
 //! of rows: `width = d1·..·dk` rows of `n` contiguous elements. Columnar input (Arrow buffers)
-//! is therefore copied column by column with no transpose, dense layers run as
-//! `Y[M, n] = W[M, K] · X[K, n]` through a blocked GEMM (`matrixmultiply`), except for one row
+//! is therefore copied column by column with no transpose (row-major input, e.g. numpy's, is
+//! transposed eight features per pass), and dense layers run as `Y[M, n] = W[M, K] · X[K, n]`.
+//! f32 layers on a CPU with AVX2 and FMA (detected at compile time of the plan) use weights
+//! pre-packed when the model is compiled: one row is a GEMV over 8-output panels, more rows a
+//! 6×16 register-tiled GEMM, both with the bias and ReLU fused and no allocation; every output
+//! is `bias + Σ w·x` in input order, so a row gives the same bits alone or in any batch.
+//! Otherwise (f64 layers, other CPUs) a blocked GEMM (`matrixmultiply`), except for one row
 //! (8-lane dot products), fewer than 8 rows or at most 4 outputs (row-wise axpy over contiguous
-//! input rows) — these never allocate. Per-feature operations sweep contiguous memory.
-//! Outputs are returned row-major.
+//! input rows). Per-feature operations sweep contiguous memory. Outputs are returned
+//! row-major.
 //!
 //! ## Compilation
 //!
