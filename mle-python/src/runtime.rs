@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use mle_exec::{Batch, ExecError, Model, OutputData, Outputs, RunOptions, Session};
 use mle_format::{MleFile, PublicKey, ReadOptions};
-use numpy::{PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -42,11 +42,14 @@ enum InputView<'py> {
 
 impl<'py> InputView<'py> {
     fn extract(x: &Bound<'py, PyAny>) -> PyResult<Self> {
-        if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f64>>() {
-            return Ok(InputView::F64(a));
+        // A type check and a shared borrow per dtype (no Python error built for the dtype
+        // that does not match: this runs on every call, single rows included).
+        let borrowed = |e: numpy::BorrowError| py_err(Kind::Input, format!("input array: {e}"));
+        if let Ok(a) = x.cast::<PyArray2<f64>>() {
+            return a.try_readonly().map(InputView::F64).map_err(borrowed);
         }
-        if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f32>>() {
-            return Ok(InputView::F32(a));
+        if let Ok(a) = x.cast::<PyArray2<f32>>() {
+            return a.try_readonly().map(InputView::F32).map_err(borrowed);
         }
         Err(py_err(
             Kind::Input,
@@ -80,6 +83,10 @@ impl<'py> InputView<'py> {
     }
 }
 
+/// Below this many rows (one thread) a call keeps the GIL: releasing and re-taking it costs
+/// about as much as the model itself on such batches.
+const DETACH_MIN_ROWS: usize = 64;
+
 /// A borrowed input slice that can cross `Python::detach`.
 #[derive(Clone, Copy)]
 enum Slice<'a> {
@@ -97,7 +104,7 @@ impl<'a> Slice<'a> {
 }
 
 /// A loaded `.mle` model, ready to run. Thread-safe: concurrent calls each take a session
-/// from a pool, and the GIL is released while the model runs.
+/// from a pool, and the GIL is released while the model runs (batches of 64 rows or more).
 #[pyclass(module = "mle_runtime._native", frozen)]
 pub struct Runtime {
     model: Arc<Model>,
@@ -143,20 +150,25 @@ impl Runtime {
         Ok(())
     }
 
-    /// Runs `x` with the GIL released and returns owned outputs.
+    /// Runs `x` and returns owned outputs; the GIL is released unless the batch is tiny.
     fn execute(&self, py: Python<'_>, x: &Bound<'_, PyAny>, threads: usize) -> PyResult<Outputs> {
         let view = InputView::extract(x)?;
         let (n_rows, n_cols) = view.shape();
         self.check_width(n_cols)?;
         let slice = view.slice()?;
-        let result = py.detach(|| {
+        let run = || {
             let mut session = self.take_session();
             let out = slice
                 .batch(n_rows, n_cols)
                 .and_then(|b| session.predict_batch(&b, RunOptions { threads }).cloned());
             self.give_back(session);
             out
-        });
+        };
+        let result = if n_rows < DETACH_MIN_ROWS && threads <= 1 {
+            run()
+        } else {
+            py.detach(run)
+        };
         result.map_err(from_exec)
     }
 }
@@ -167,15 +179,24 @@ fn output_to_py<'py>(
     n_rows: usize,
     width: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let arr = match data {
-        OutputData::F32(v) => PyArray1::from_vec(py, v).into_any(),
-        OutputData::F64(v) => PyArray1::from_vec(py, v).into_any(),
-        OutputData::I64(v) => PyArray1::from_vec(py, v).into_any(),
-    };
-    if width == 0 {
-        Ok(arr)
-    } else {
-        arr.call_method1("reshape", ((n_rows, width),))
+    // A 2-D output is reshaped by numpy's C API (a view, no copy), not a Python method call.
+    fn shaped<'py, T: numpy::Element>(
+        py: Python<'py>,
+        v: Vec<T>,
+        n_rows: usize,
+        width: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let a = PyArray1::from_vec(py, v);
+        if width == 0 {
+            Ok(a.into_any())
+        } else {
+            Ok(a.reshape([n_rows, width])?.into_any())
+        }
+    }
+    match data {
+        OutputData::F32(v) => shaped(py, v, n_rows, width),
+        OutputData::F64(v) => shaped(py, v, n_rows, width),
+        OutputData::I64(v) => shaped(py, v, n_rows, width),
     }
 }
 
@@ -260,7 +281,8 @@ impl Runtime {
     }
 
     /// Runs a C-contiguous `[n, k]` float32/float64 array (not copied) and returns the
-    /// outputs as a list of `(name, ndarray)`. The GIL is released while the model runs.
+    /// outputs as a list of `(name, ndarray)`. The GIL is released while the model runs, except
+    /// for batches under 64 rows on one thread (cheaper to keep it).
     #[pyo3(signature = (x, threads=1))]
     fn run<'py>(
         &self,
