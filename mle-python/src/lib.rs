@@ -20,11 +20,13 @@
 pub mod build;
 pub mod errors;
 pub mod import;
+#[cfg(feature = "polars")]
 pub mod polars_pin;
 pub mod runtime;
 
 /// The Polars expression plugin: linked here so its `_polars_plugin_*` C symbols are exported
 /// from this same shared library (`mle_runtime.polars` registers them).
+#[cfg(feature = "polars")]
 pub use mle_polars;
 
 use pyo3::prelude::*;
@@ -37,6 +39,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build::generate_keypair, m)?)?;
     m.add_function(wrap_pyfunction!(import::import_xgboost, m)?)?;
     m.add_function(wrap_pyfunction!(import::import_lightgbm, m)?)?;
+    #[cfg(feature = "polars")]
     m.add_function(wrap_pyfunction!(polars_pin::polars_pin, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
