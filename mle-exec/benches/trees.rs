@@ -278,6 +278,19 @@ fn cpu_median(reps: usize, mut f: impl FnMut()) -> f64 {
     t[reps / 2] as f64
 }
 
+/// Least CPU ns per call of `f` over `reps` calls: on a loaded machine the least disturbed.
+fn cpu_min(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..reps)
+        .map(|_| {
+            let a = thread_cpu_ns();
+            f();
+            thread_cpu_ns() - a
+        })
+        .min()
+        .unwrap_or(0) as f64
+}
+
 /// `TREES_CPU=1 cargo bench -p mle-exec --bench trees`: a table of single-thread CPU time
 /// (block kernel, naive traversal, their ratio) instead of the criterion run.
 fn cpu_report() {
@@ -339,7 +352,8 @@ fn cpu_report() {
 /// time per row of every `*.mle` in `dir` (its first `TreeEnsemble` node, and the whole model
 /// through a `Session`), on 10,000 rows of row-major f32 features read from `TREES_X` (raw
 /// little-endian f32, as many columns as the model's features), and the `Session` single-row
-/// latency. For the real models of `benches/compare` (exported with `mle_runtime`).
+/// latency. For the real models of `benches/compare` (exported with `mle_runtime`). Each
+/// figure is the least of `TREES_REPS` (default 10) runs: the machine is shared.
 fn mle_report(dir: &str) {
     use mle_exec::{Model, RunOptions, Session};
     use std::sync::Arc;
@@ -358,7 +372,7 @@ fn mle_report(dir: &str) {
     let reps: usize = std::env::var("TREES_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(10);
     let only = std::env::var("TREES_ONLY").unwrap_or_default();
     paths.retain(|p| p.to_string_lossy().contains(&only));
     println!(
@@ -381,10 +395,10 @@ fn mle_report(dir: &str) {
         let mut k = Vec::new();
         let mut sn = Vec::new();
         for _ in 0..reps.min(3) {
-            k.push(cpu_median(reps, || {
+            k.push(cpu_min(reps, || {
                 predict_threads(&ens, black_box(&batch), &mut out, 1)
             }));
-            sn.push(cpu_median(reps, || {
+            sn.push(cpu_min(reps, || {
                 black_box(s.predict_batch(&batch, RunOptions { threads: 1 }).unwrap());
             }));
         }
@@ -393,20 +407,20 @@ fn mle_report(dir: &str) {
         let (k, sn) = (k[k.len() / 2], sn[sn.len() / 2]);
         let row = &x[..f];
         let calls = if reps == 1 { 100 } else { 10_000 };
-        let lat = cpu_median(reps, || {
+        let lat = cpu_min(reps, || {
             for _ in 0..calls {
                 black_box(s.predict_row_f32(black_box(row)).unwrap());
             }
         }) / calls as f64;
         let mut o = vec![0.0; ens.n_targets()];
-        let klat = cpu_median(reps, || {
+        let klat = cpu_min(reps, || {
             for _ in 0..calls {
                 ens.predict_row_f32(black_box(row), &mut o);
             }
         }) / calls as f64;
         // The same, cycling over 100 different rows (the walks change paths every call).
         let nr = rows.min(100);
-        let rlat = cpu_median(reps, || {
+        let rlat = cpu_min(reps, || {
             for c in 0..calls {
                 let r = c % nr;
                 ens.predict_row_f32(black_box(&x[r * f..(r + 1) * f]), &mut o);

@@ -7,8 +7,8 @@ use mle_format::{Attr, Element, MleFile, Node};
 use super::flags::{ALL, CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
 use super::threshold::{le_threshold_f32, le_threshold_f64};
 use super::{
-    Ext, Nodes, Rec, RowGroup, RowWindow, TreeEnsemble, DL_BIT, MAX_DEPTH, MAX_TARGETS, ROW_TREES,
-    ROW_WINDOW, SUPER_ROWS,
+    Ext, Nodes, Rec, RowGroup, RowWindow, TreeEnsemble, MAX_DEPTH, MAX_NODES, MAX_TARGETS,
+    ROW_TREES, ROW_WINDOW, SUPER_ROWS,
 };
 use crate::error::ExecError;
 
@@ -109,10 +109,10 @@ pub(super) fn compile(
     if node.op != "TreeEnsemble" {
         return Err(cx.err("not a TreeEnsemble node"));
     }
-    if n_features >= DL_BIT as usize {
+    if n_features > u32::MAX as usize {
         return Err(cx.err(format!(
             "{n_features} features exceeds the limit of {}",
-            DL_BIT - 1
+            u32::MAX
         )));
     }
 
@@ -151,11 +151,8 @@ pub(super) fn compile(
     // Arrays.
     let feature = cx.required::<i32>("feature")?;
     let n_nodes = feature.len();
-    if n_nodes >= (u32::MAX / 2) as usize {
-        return Err(cx.err(format!(
-            "{n_nodes} nodes exceeds the limit of {}",
-            u32::MAX / 2
-        )));
+    if n_nodes > MAX_NODES {
+        return Err(cx.err(format!("{n_nodes} nodes exceeds the limit of {MAX_NODES}")));
     }
     let threshold = cx.required::<f64>("threshold")?;
     let left = cx.required::<u32>("left")?;
@@ -320,16 +317,21 @@ pub(super) fn compile(
             }
         }
     }
-    // Children of laid-out node `at` (left laid out next; a leaf points to itself twice).
-    let child = |at: usize, r: u32, fl: u8| -> [u32; 2] {
+    // Children of laid-out node `at` (left laid out next; a leaf points to itself twice), as
+    // byte offsets of records of `size` bytes.
+    let child = |at: usize, r: u32, fl: u8, size: usize| -> [u32; 2] {
+        let b = |k: usize| (k * size) as u32;
         if fl & LEAF != 0 {
-            [at as u32; 2]
+            [b(at); 2]
         } else {
-            [at as u32 + 1, r]
+            [b(at + 1), b(r as usize)]
         }
     };
+    let s32 = std::mem::size_of::<Rec<f32>>();
+    let s64 = std::mem::size_of::<Rec<f64>>();
     let general = any_categorical || any_zero_missing;
     let mut any_dl = false;
+    let mut dl_of = vec![false; total];
     let nodes = if general {
         let (offsets, bits) = cat.unwrap_or((&[], &[]));
         let mut recs = Vec::with_capacity(total);
@@ -341,7 +343,7 @@ pub(super) fn compile(
             recs.push(Rec {
                 thr: threshold[o],
                 feat: if leafy { 0 } else { feature[o] as u32 },
-                child: child(at, r, flags[orig as usize]),
+                child: child(at, r, flags[orig as usize], s64),
             });
             let (lo, hi) = if fl & CATEGORICAL != 0 && !leafy {
                 (
@@ -364,7 +366,7 @@ pub(super) fn compile(
         }
     } else {
         // Fast records: `x <= t'` in the input precision; NaN goes left iff DL_BIT.
-        let mut fast = |o: usize| -> (u32, f64) {
+        let fast = |o: usize| -> (u32, f64, bool) {
             let fl = flags[o];
             let t = threshold[o];
             let dl = if fl & NAN_IS_ZERO != 0 {
@@ -377,41 +379,42 @@ pub(super) fn compile(
             } else {
                 fl & MISSING_LEFT != 0
             };
-            any_dl |= dl;
-            (feature[o] as u32 | if dl { DL_BIT } else { 0 }, t)
+            (feature[o] as u32, t, dl)
         };
         let mut recs32 = Vec::with_capacity(total);
         let mut recs64 = Vec::with_capacity(if f32_precision { 0 } else { total });
         for (at, &(orig, r)) in layout.iter().enumerate() {
             let o = orig as usize;
-            let ch = child(at, r, flags[o]);
+            let (ch32, ch64) = (child(at, r, flags[o], s32), child(at, r, flags[o], s64));
             if flags[o] & LEAF != 0 {
                 recs32.push(Rec {
                     thr: f32::NAN,
                     feat: 0,
-                    child: ch,
+                    child: ch32,
                 });
                 if !f32_precision {
                     recs64.push(Rec {
                         thr: f64::NAN,
                         feat: 0,
-                        child: ch,
+                        child: ch64,
                     });
                 }
             } else {
-                let (feat, t) = fast(o);
+                let (feat, t, dl) = fast(o);
+                any_dl |= dl;
+                dl_of[at] = dl;
                 // For f32 precision the input is rounded to f32 first; for f64 precision an
                 // f32 input widens exactly: either way `x32 <= t'` decides (threshold.rs).
                 recs32.push(Rec {
                     thr: le_threshold_f32(t, lt),
                     feat,
-                    child: ch,
+                    child: ch32,
                 });
                 if !f32_precision {
                     recs64.push(Rec {
                         thr: le_threshold_f64(t, lt),
                         feat,
-                        child: ch,
+                        child: ch64,
                     });
                 }
             }
@@ -457,16 +460,24 @@ pub(super) fn compile(
         let mut order: Vec<usize> = (a..b).collect();
         order.sort_by_key(|&k| depth[k]);
         let g0 = row_groups.len();
+        let mut walked = [false; ROW_WINDOW];
+        let mut ready = 0;
         for chunk in order.chunks(ROW_TREES) {
             let mut g = RowGroup {
                 roots: [tree_roots[chunk[0]]; ROW_TREES],
                 pos: [ROW_WINDOW as u8; ROW_TREES],
                 depth: chunk.iter().map(|&k| depth[k]).max().unwrap_or(0),
+                ready: 0,
             };
             for (j, &k) in chunk.iter().enumerate() {
                 g.roots[j] = tree_roots[k];
                 g.pos[j] = (k - a) as u8;
+                walked[k - a] = true;
             }
+            while ready < b - a && walked[ready] {
+                ready += 1;
+            }
+            g.ready = ready as u8;
             row_groups.push(g);
         }
         row_windows.push(RowWindow {
@@ -482,6 +493,7 @@ pub(super) fn compile(
         leaf_dim,
         nodes,
         any_dl,
+        dl: dl_of,
         f32_precision,
         lt,
         members_left,

@@ -13,7 +13,7 @@ use super::flags::{CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING
 /// Bit 3 ("zero is missing") treats `|x| <= 1e-35` as zero, as LightGBM's `kZeroThreshold`
 /// (`1e-35f`, widened) does.
 pub(crate) const ZERO_BAND: f64 = 1e-35f32 as f64;
-use super::{Ext, Nodes, Rec, TreeEnsemble, TreeScratch, DL_BIT, LANES, ROW_WINDOW, SUPER_ROWS};
+use super::{Ext, Nodes, Rec, TreeEnsemble, TreeScratch, LANES, ROW_WINDOW, SUPER_ROWS};
 use crate::batch::{Batch, ColumnData};
 
 /// An input element (f32 or f64) and the conversions the kernels need.
@@ -56,12 +56,43 @@ impl Elem for f64 {
 /// A threshold type: the input precision of a fast kernel.
 pub(crate) trait Prec: Elem {
     fn from_elem<E: Elem>(e: E) -> Self;
+    /// `child[0]` when `v <= t`, else `child[1]` (a NaN `v` goes to `child[1]`).
+    ///
+    /// On x86-64 a compare and a conditional move: the children are loaded with the
+    /// threshold, so a step's dependency chain is load, compare, move. (LLVM compiles the same
+    /// select written in Rust either into a branch, which mispredicts, or into a load indexed
+    /// by the outcome, which adds a load latency to every step.)
+    #[inline(always)]
+    fn pick(v: Self, t: Self, child: [u32; 2]) -> u32 {
+        let left = v <= t;
+        child[!left as usize]
+    }
 }
 
 impl Prec for f32 {
     #[inline(always)]
     fn from_elem<E: Elem>(e: E) -> Self {
         e.to_f32()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn pick(v: Self, t: Self, child: [u32; 2]) -> u32 {
+        let mut c = child[0];
+        // SAFETY: register-only instructions of baseline x86-64 (SSE): `ucomiss t, v` sets
+        // CF when t < v or the pair is unordered, i.e. exactly when !(v <= t).
+        unsafe {
+            std::arch::asm!(
+                "ucomiss {t}, {v}",
+                "cmovb {c:e}, {r:e}",
+                t = in(xmm_reg) t,
+                v = in(xmm_reg) v,
+                r = in(reg) child[1],
+                c = inout(reg) c,
+                options(pure, nomem, nostack),
+            );
+        }
+        c
     }
 }
 
@@ -70,29 +101,82 @@ impl Prec for f64 {
     fn from_elem<E: Elem>(e: E) -> Self {
         e.to_f64()
     }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn pick(v: Self, t: Self, child: [u32; 2]) -> u32 {
+        let mut c = child[0];
+        // SAFETY: as for f32, with `ucomisd` (SSE2, baseline x86-64).
+        unsafe {
+            std::arch::asm!(
+                "ucomisd {t}, {v}",
+                "cmovb {c:e}, {r:e}",
+                t = in(xmm_reg) t,
+                v = in(xmm_reg) v,
+                r = in(reg) child[1],
+                c = inout(reg) c,
+                options(pure, nomem, nostack),
+            );
+        }
+        c
+    }
 }
 
-/// One step of a walk: from node `i` to its child for the row whose features start at
-/// `x[off]`.
+/// One step of a walk: from node `i` (a byte offset into the record array) to its child for
+/// the row whose features start at `x[off]`.
 pub(crate) trait Step: Sync {
+    /// Bytes of one record: node `k` (a record index) is at byte offset `k * SIZE`.
+    const SIZE: usize;
     fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32;
+    /// The byte offset of record index `k` (a root).
+    #[inline(always)]
+    fn id(k: u32) -> u32 {
+        k * Self::SIZE as u32
+    }
+    /// The record index of byte offset `i` (a leaf reached by a walk).
+    #[inline(always)]
+    fn index(i: u32) -> usize {
+        i as usize / Self::SIZE
+    }
+    /// Walks every node of `lanes` `depth` steps; lane `l` reads the row at `x[l * w..]`
+    /// (`x` holds `lanes.len()` rows of width `w`).
+    #[inline(always)]
+    fn walk<E: Elem>(&self, lanes: &mut [u32], x: &[E], w: usize, depth: u32) {
+        for _ in 0..depth {
+            for (l, i) in lanes.iter_mut().enumerate() {
+                *i = self.next(*i, x, l * w);
+            }
+        }
+    }
 }
 
-/// The fast step over records with rewritten thresholds; `DL`: some node sends NaN left.
+/// The fast step over records with rewritten thresholds; `DL`: the block has a NaN and some
+/// node sends NaN left (`dl`, by record index).
 struct Fast<'a, T, const DL: bool> {
     recs: &'a [Rec<T>],
+    dl: &'a [bool],
 }
 
 impl<T: Prec, const DL: bool> Step for Fast<'_, T, DL> {
+    const SIZE: usize = std::mem::size_of::<Rec<T>>();
+
     #[inline(always)]
     fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32 {
-        debug_assert!((i as usize) < self.recs.len());
-        // SAFETY: `i` is a laid-out node index: a root, the successor of an internal node (its
-        // left child is laid out right after it), a right child, or a leaf's own index (a leaf
-        // compares against NaN without the NaN bit, so it goes "right" to itself). compile()
-        // built all of these inside `recs`.
-        let n = unsafe { *self.recs.get_unchecked(i as usize) };
-        let j = off + (n.feat & !DL_BIT) as usize;
+        debug_assert!(i as usize % Self::SIZE == 0 && (i as usize) < self.recs.len() * Self::SIZE);
+        // SAFETY: `i` is the byte offset of a laid-out record: a root (Step::id of a record
+        // index), the successor of an internal node (its left child is laid out right after
+        // it), a right child, or a leaf's own offset (a leaf compares against NaN and goes to
+        // itself either way). compile() built all of these inside `recs`, as multiples of
+        // size_of::<Rec<T>>() (Rec is repr(C), so records are that many bytes apart).
+        let n = unsafe {
+            &*self
+                .recs
+                .as_ptr()
+                .cast::<u8>()
+                .add(i as usize)
+                .cast::<Rec<T>>()
+        };
+        let j = off + n.feat as usize;
         debug_assert!(j < x.len());
         // SAFETY: the feature index of every record is below n_features (checked by compile;
         // leaves hold 0), and callers pass `x` holding the row's n_features values from `off`:
@@ -100,14 +184,63 @@ impl<T: Prec, const DL: bool> Step for Fast<'_, T, DL> {
         // max(n_features, 1) with `off` a row start inside it (block_walk). With
         // n_features = 0 every tree is a single leaf of depth 0 and no step runs.
         let v = T::from_elem(unsafe { *x.get_unchecked(j) });
-        let left = if DL {
-            (v <= n.thr) | ((n.feat & DL_BIT != 0) & v.is_nan())
+        if DL {
+            debug_assert!(Self::index(i) < self.dl.len());
+            // SAFETY: `dl` has one entry per record (compile) and `i` is a record's offset.
+            let dl = unsafe { *self.dl.get_unchecked(Self::index(i)) };
+            let left = (v <= n.thr) | (v.is_nan() & dl);
+            // Branch-free: index the child pair with the outcome (the condition is
+            // data-dependent and unpredictable; a branch would mispredict half the time).
+            n.child[!left as usize]
         } else {
-            v <= n.thr
+            T::pick(v, n.thr, n.child)
+        }
+    }
+
+    /// As the default, with the row address advanced by pointer and four lanes per iteration
+    /// (few live values, so that LLVM keeps the record base and row pointer in registers).
+    #[inline(always)]
+    fn walk<E: Elem>(&self, lanes: &mut [u32], x: &[E], w: usize, depth: u32) {
+        assert!(x.len() >= lanes.len() * w);
+        let base = self.recs.as_ptr().cast::<u8>();
+        let step = |i: u32, xr: *const E| -> u32 {
+            debug_assert!(i as usize % Self::SIZE == 0);
+            debug_assert!((i as usize) < self.recs.len() * Self::SIZE);
+            // SAFETY: as in `next`: `i` is a record's byte offset inside `recs`, and `xr`
+            // points to a row of `w >= n_features` values inside `x` (checked above) while the
+            // record's feature is below n_features.
+            unsafe {
+                let n = &*base.add(i as usize).cast::<Rec<T>>();
+                let v = T::from_elem(*xr.add(n.feat as usize));
+                if DL {
+                    let left = (v <= n.thr)
+                        | (v.is_nan() & *self.dl.get_unchecked(i as usize / Self::SIZE));
+                    n.child[!left as usize]
+                } else {
+                    T::pick(v, n.thr, n.child)
+                }
+            }
         };
-        // Branch-free: index the child pair with the outcome (the condition is data-dependent
-        // and unpredictable; a branch would mispredict half the time).
-        n.child[!left as usize]
+        for _ in 0..depth {
+            let mut xr = x.as_ptr();
+            let mut quads = lanes.chunks_exact_mut(4);
+            for q in &mut quads {
+                // SAFETY: the four rows lie inside `x` (the assert above); the pointer moves
+                // at most one row past the last.
+                unsafe {
+                    q[0] = step(q[0], xr);
+                    q[1] = step(q[1], xr.add(w));
+                    q[2] = step(q[2], xr.add(2 * w));
+                    q[3] = step(q[3], xr.add(3 * w));
+                    xr = xr.add(4 * w);
+                }
+            }
+            for i in quads.into_remainder() {
+                *i = step(*i, xr);
+                // SAFETY: as above.
+                xr = unsafe { xr.add(w) };
+            }
+        }
     }
 }
 
@@ -120,10 +253,13 @@ struct General<'a, const F32: bool, const LT: bool> {
 }
 
 impl<const F32: bool, const LT: bool> Step for General<'_, F32, LT> {
+    const SIZE: usize = std::mem::size_of::<Rec<f64>>();
+
     #[inline(always)]
     fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32 {
-        let n = self.recs[i as usize];
-        let e = self.ext[i as usize];
+        let k = Self::index(i);
+        let n = self.recs[k];
+        let e = self.ext[k];
         if e.flags & LEAF != 0 {
             return i;
         }
@@ -168,19 +304,19 @@ macro_rules! with_step {
         match &$ens.nodes {
             Nodes::F32(recs) => {
                 if $ens.any_dl {
-                    let $s = Fast::<f32, true> { recs };
+                    let $s = Fast::<f32, true> { recs, dl: &$ens.dl };
                     $body
                 } else {
-                    let $s = Fast::<f32, false> { recs };
+                    let $s = Fast::<f32, false> { recs, dl: &$ens.dl };
                     $body
                 }
             }
             Nodes::F64 { recs, .. } => {
                 if $ens.any_dl {
-                    let $s = Fast::<f64, true> { recs };
+                    let $s = Fast::<f64, true> { recs, dl: &$ens.dl };
                     $body
                 } else {
-                    let $s = Fast::<f64, false> { recs };
+                    let $s = Fast::<f64, false> { recs, dl: &$ens.dl };
                     $body
                 }
             }
@@ -232,12 +368,18 @@ macro_rules! with_step {
 
 /// Binds `$s` to the fast step over `$recs`, with the NaN test compiled in only when `$dl`.
 macro_rules! fast_step {
-    ($recs:expr, $dl:expr, $s:ident, $body:expr) => {
+    ($ens:expr, $recs:expr, $dl:expr, $s:ident, $body:expr) => {
         if $dl {
-            let $s = Fast::<_, true> { recs: $recs };
+            let $s = Fast::<_, true> {
+                recs: $recs,
+                dl: &$ens.dl,
+            };
             $body
         } else {
-            let $s = Fast::<_, false> { recs: $recs };
+            let $s = Fast::<_, false> {
+                recs: $recs,
+                dl: &$ens.dl,
+            };
             $body
         }
     };
@@ -257,55 +399,72 @@ fn finish(ens: &TreeEnsemble, out: &mut [f64]) {
 /// One row through every tree, [`ROW_TREES`] trees at a time; `x` holds the row's features.
 ///
 /// Trees are walked by the row groups of each window (sorted by depth) and their leaves noted
-/// by position in the window, then summed in tree order (the batch kernel's order).
+/// by position in the window; after each group, the leaves of the window's trees that are all
+/// known from the first on ([`RowGroup::ready`](super::RowGroup)) are added in tree order (the
+/// batch kernel's order), so that the chain of additions overlaps the next walks.
 #[inline(always)]
 fn row_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], out: &mut [f64]) {
     out.fill(0.0);
     let nt = ens.n_targets;
     // Leaf reached by each tree of the window (padding slots write at ROW_WINDOW).
-    let mut li = [0u32; ROW_WINDOW * 2];
+    let mut li = [0u32; LI_LEN];
+    // One target (the common case): the sum stays in a register.
+    let mut acc = 0.0f64;
+    let single = nt == 1 && ens.leaf_dim == 1;
     for w in &ens.row_windows {
+        let mut done = 0usize;
         for g in &ens.row_groups[w.groups.clone()] {
-            let mut idx = g.roots;
+            let mut idx = g.roots.map(S::id);
             for _ in 0..g.depth {
                 for i in idx.iter_mut() {
                     *i = s.next(*i, x, 0);
                 }
             }
             for (&p, &i) in g.pos.iter().zip(&idx) {
-                // `p <= ROW_WINDOW` (compile), so the index is always in bounds.
-                li[p as usize & ROW_WINDOW_MASK] = i;
+                // `p <= ROW_WINDOW < LI_LEN` (compile), so the index is always in bounds.
+                li[p as usize & (LI_LEN - 1)] = S::index(i) as u32;
             }
-        }
-        let trees = w.trees.clone();
-        let li = &li[..trees.len()];
-        if ens.leaf_dim == 1 {
-            for (&i, &t) in li.iter().zip(&ens.target[trees]) {
-                out[t as usize] += ens.leaf[i as usize];
-            }
-        } else {
-            for &i in li {
-                let i = i as usize;
-                for (o, &v) in out.iter_mut().zip(&ens.leaf[i * nt..(i + 1) * nt]) {
-                    *o += v;
+            let ready = (g.ready as usize).min(w.trees.len());
+            let trees = w.trees.start + done..w.trees.start + ready;
+            let new = &li[done..ready];
+            done = ready;
+            if single {
+                for &i in new {
+                    acc += ens.leaf[i as usize];
+                }
+            } else if ens.leaf_dim == 1 {
+                for (&i, &t) in new.iter().zip(&ens.target[trees]) {
+                    out[t as usize] += ens.leaf[i as usize];
+                }
+            } else {
+                for &i in new {
+                    let i = i as usize;
+                    for (o, &v) in out.iter_mut().zip(&ens.leaf[i * nt..(i + 1) * nt]) {
+                        *o += v;
+                    }
                 }
             }
         }
     }
+    if single {
+        out[0] = acc;
+    }
     finish(ens, out);
 }
 
-/// `ROW_WINDOW * 2 - 1`: masks a window position (at most [`ROW_WINDOW`]) into the bounds of
-/// the row kernel's leaf array, so that indexing needs no check.
-const ROW_WINDOW_MASK: usize = ROW_WINDOW * 2 - 1;
-const _: () = assert!(ROW_WINDOW.is_power_of_two() && ROW_WINDOW < 256);
+/// Length of the row kernel's leaf array: a power of two above [`ROW_WINDOW`], so that a
+/// position masked with `LI_LEN - 1` indexes it without a check.
+const LI_LEN: usize = (ROW_WINDOW + 1).next_power_of_two();
+const _: () = assert!(ROW_WINDOW < 256);
 
 /// One row: the fast kernels take the step without the NaN test when the row has no NaN.
 pub(super) fn predict_row<E: Elem>(ens: &TreeEnsemble, x: &[E], out: &mut [f64]) {
     let dl = ens.any_dl && x.iter().any(|v| v.is_nan());
     match &ens.nodes {
-        Nodes::F32(recs) => fast_step!(recs.as_slice(), dl, s, row_walk(ens, &s, x, out)),
-        Nodes::F64 { recs, .. } => fast_step!(recs.as_slice(), dl, s, row_walk(ens, &s, x, out)),
+        Nodes::F32(recs) => fast_step!(ens, recs.as_slice(), dl, s, row_walk(ens, &s, x, out)),
+        Nodes::F64 { recs, .. } => {
+            fast_step!(ens, recs.as_slice(), dl, s, row_walk(ens, &s, x, out))
+        }
         Nodes::General { .. } => with_step!(ens, s, row_walk(ens, &s, x, out)),
     }
 }
@@ -315,7 +474,7 @@ pub(super) fn predict_row_f32(ens: &TreeEnsemble, x: &[f32], out: &mut [f64]) {
     match &ens.nodes {
         Nodes::F64 { f32: recs, .. } => {
             let dl = ens.any_dl && x.iter().any(|v| v.is_nan());
-            fast_step!(recs.as_slice(), dl, s, row_walk(ens, &s, x, out))
+            fast_step!(ens, recs.as_slice(), dl, s, row_walk(ens, &s, x, out))
         }
         _ => predict_row(ens, x, out),
     }
@@ -379,20 +538,16 @@ fn block_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], n: usize, ou
             let lanes = &mut idx[..nl];
             let outb = &mut out[lb * nt..(lb + nl) * nt];
             for k in g.clone() {
-                lanes.fill(ens.roots[k]);
-                for _ in 0..ens.depth[k] {
-                    for (l, i) in lanes.iter_mut().enumerate() {
-                        *i = s.next(*i, x, (lb + l) * w);
-                    }
-                }
+                lanes.fill(S::id(ens.roots[k]));
+                s.walk(lanes, &x[lb * w..], w, ens.depth[k]);
                 if ens.leaf_dim == 1 {
                     let t = ens.target[k] as usize;
                     for (o, &i) in outb.chunks_exact_mut(nt).zip(lanes.iter()) {
-                        o[t] += ens.leaf[i as usize];
+                        o[t] += ens.leaf[S::index(i)];
                     }
                 } else {
                     for (o, &i) in outb.chunks_exact_mut(nt).zip(lanes.iter()) {
-                        let i = i as usize;
+                        let i = S::index(i);
                         for (a, &v) in o.iter_mut().zip(&ens.leaf[i * nt..(i + 1) * nt]) {
                             *a += v;
                         }
@@ -441,15 +596,17 @@ pub(super) fn predict_batch(
         if let Some(recs) = recs32 {
             let nan = gather(ens, x, r0, n, &mut scratch.x32);
             // A block without NaN never takes the NaN test: run the step without it.
-            fast_step!(recs, ens.any_dl && nan, s, {
+            fast_step!(ens, recs, ens.any_dl && nan, s, {
                 block_walk(ens, &s, &scratch.x32, n, o)
             });
         } else {
             let nan = gather(ens, x, r0, n, &mut scratch.x64);
             match &ens.nodes {
-                Nodes::F64 { recs, .. } => fast_step!(recs.as_slice(), ens.any_dl && nan, s, {
-                    block_walk(ens, &s, &scratch.x64, n, o)
-                }),
+                Nodes::F64 { recs, .. } => {
+                    fast_step!(ens, recs.as_slice(), ens.any_dl && nan, s, {
+                        block_walk(ens, &s, &scratch.x64, n, o)
+                    })
+                }
                 _ => with_step!(ens, s, block_walk(ens, &s, &scratch.x64, n, o)),
             }
         }

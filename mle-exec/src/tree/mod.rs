@@ -86,9 +86,10 @@ pub(crate) const LANES: usize = 64;
 /// Rows gathered into the scratch block at a time.
 pub(crate) const SUPER_ROWS: usize = 512;
 /// Trees walked together by the single-row kernel.
-pub(crate) const ROW_TREES: usize = 8;
-/// Consecutive trees the row kernel reorders (by depth) before summing their leaves in order.
-pub(crate) const ROW_WINDOW: usize = 64;
+pub(crate) const ROW_TREES: usize = 12;
+/// Consecutive trees the row kernel reorders (by depth) before summing their leaves in order
+/// (a multiple of [`ROW_TREES`]).
+pub(crate) const ROW_WINDOW: usize = 8 * ROW_TREES;
 
 /// Up to [`ROW_TREES`] trees of one row window walked together by the row kernel, to the
 /// deepest of them.
@@ -100,6 +101,8 @@ pub(crate) struct RowGroup {
     pub pos: [u8; ROW_TREES],
     /// Steps to walk.
     pub depth: u32,
+    /// After this group, the window's first `ready` trees all have their leaves.
+    pub ready: u8,
 }
 
 /// A window of consecutive trees for the row kernel: trees `trees`, walked by the row groups
@@ -110,11 +113,11 @@ pub(crate) struct RowWindow {
     pub groups: Range<usize>,
 }
 
-/// One laid-out split node. `feat` holds the feature index in its low 31 bits and, in bit 31,
-/// whether a NaN goes left (fast kernels only); `child` is (left, right): the left child is the
-/// next record, a leaf points to itself twice. The kernels index `child` with the comparison's
-/// outcome (a load, not a select: LLVM turns a select of a loaded value into an unpredictable
-/// branch).
+/// One laid-out node. `child` is (left, right) as *byte offsets* into the node's record array
+/// (so a step adds the offset to the array's address, with no scaling): the left child is the
+/// next record, a leaf points to itself twice (and has a NaN threshold and feature 0). The
+/// kernels index `child` with the comparison's outcome (a load, not a select: LLVM turns a
+/// select of a loaded value into an unpredictable branch). Roots are kept as record indices.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rec<T> {
@@ -123,8 +126,8 @@ pub(crate) struct Rec<T> {
     pub child: [u32; 2],
 }
 
-/// Bit 31 of [`Rec::feat`]: a NaN input goes left.
-pub(crate) const DL_BIT: u32 = 1 << 31;
+/// Largest number of laid-out nodes: byte offsets of [`Rec<f64>`] records stay within `u32`.
+pub(crate) const MAX_NODES: usize = (u32::MAX / 32) as usize;
 
 /// Per-node data of the general kernel.
 #[derive(Clone, Copy, Debug)]
@@ -164,6 +167,8 @@ pub struct TreeEnsemble {
     pub(crate) nodes: Nodes,
     /// Some node sends NaN left (fast kernels pick the variant without the NaN test otherwise).
     pub(crate) any_dl: bool,
+    /// Per laid-out node: a NaN input goes left (fast kernels, blocks with a NaN).
+    pub(crate) dl: Vec<bool>,
     pub(crate) f32_precision: bool,
     pub(crate) lt: bool,
     pub(crate) members_left: bool,
