@@ -7,7 +7,8 @@ use mle_format::{
     Task, WriteOptions,
 };
 
-use super::flags::{LEAF, MISSING_LEFT, NAN_IS_ZERO};
+use super::flags::{LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
+use super::kernel::ZERO_BAND;
 use super::TreeEnsemble;
 use crate::batch::{Batch, ColumnData};
 
@@ -40,11 +41,35 @@ fn pool() -> Vec<f64> {
 }
 
 fn ensemble(seed: u64, lt: bool) -> TreeEnsemble {
+    ensemble_soa(seed, lt, 12, 7, &[0, MISSING_LEFT, NAN_IS_ZERO]).1
+}
+
+/// The arrays of a random ensemble, as docs/OPS.md defines them.
+struct Soa {
+    feature: Vec<i32>,
+    threshold: Vec<f64>,
+    left: Vec<u32>,
+    right: Vec<u32>,
+    flags: Vec<u8>,
+    leaf: Vec<f64>,
+    roots: Vec<u32>,
+    lt: bool,
+}
+
+/// Up to `max_trees` random trees of random depths up to `max_depth`, split flags drawn from
+/// `split_flags`; the arrays and the compiled ensemble.
+fn ensemble_soa(
+    seed: u64,
+    lt: bool,
+    max_trees: u64,
+    max_depth: u64,
+    split_flags: &[u8],
+) -> (Soa, TreeEnsemble) {
     let mut rng = Rng(seed * 7919 + 1);
     let pool = pool();
     let (mut feature, mut threshold, mut left, mut right, mut flags, mut leaf, mut roots) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..1 + rng.below(12) {
+    for _ in 0..1 + rng.below(max_trees) {
         roots.push(feature.len() as u32);
         // Breadth-first random tree: node i's children are appended when it splits.
         let mut open = vec![(feature.len(), 0u32)];
@@ -55,13 +80,14 @@ fn ensemble(seed: u64, lt: bool) -> TreeEnsemble {
         flags.push(LEAF);
         leaf.push(0.0);
         while let Some((i, d)) = open.pop() {
-            if d > rng.below(7) as u32 {
-                leaf[i] = rng.below(1000) as f64 / 64.0 - 7.0;
+            if d > rng.below(max_depth) as u32 {
+                // Not dyadic, so that a different order of the sum shows in the bits.
+                leaf[i] = rng.below(100_000) as f64 * 0.0137 - 600.0;
                 continue;
             }
             feature[i] = rng.below(NF as u64) as i32;
             threshold[i] = pool[rng.below(pool.len() as u64) as usize];
-            flags[i] = [0, MISSING_LEFT, NAN_IS_ZERO][rng.below(3) as usize];
+            flags[i] = split_flags[rng.below(split_flags.len() as u64) as usize];
             for side in 0..2 {
                 let c = feature.len();
                 feature.push(0);
@@ -125,7 +151,45 @@ fn ensemble(seed: u64, lt: bool) -> TreeEnsemble {
     let bytes = b.to_bytes(&WriteOptions::default()).unwrap();
     let file = MleFile::from_bytes(&bytes, "t.mle", &ReadOptions::default()).unwrap();
     let node = file.graph().nodes[0].clone();
-    TreeEnsemble::compile(&node, &file, NF).unwrap()
+    let ens = TreeEnsemble::compile(&node, &file, NF).unwrap();
+    let soa = Soa {
+        feature,
+        threshold,
+        left,
+        right,
+        flags,
+        leaf,
+        roots,
+        lt,
+    };
+    (soa, ens)
+}
+
+/// docs/OPS.md § TreeEnsemble for f64 precision, one row, one tree at a time, summed in tree
+/// order from 0.0.
+fn reference(s: &Soa, x: &[f64]) -> f64 {
+    let mut sum = 0.0;
+    for &r in &s.roots {
+        let mut i = r as usize;
+        while s.flags[i] & LEAF == 0 {
+            let fl = s.flags[i];
+            let mut v = x[s.feature[i] as usize];
+            if fl & NAN_IS_ZERO != 0 && v.is_nan() {
+                v = 0.0;
+            }
+            let t = s.threshold[i];
+            let go_left = if v.is_nan() || (fl & ZERO_IS_MISSING != 0 && v.abs() <= ZERO_BAND) {
+                fl & MISSING_LEFT != 0
+            } else if s.lt {
+                v < t
+            } else {
+                v <= t
+            };
+            i = if go_left { s.left[i] } else { s.right[i] } as usize;
+        }
+        sum += s.leaf[i];
+    }
+    sum
 }
 
 #[test]
@@ -173,6 +237,66 @@ fn f32_records_and_nan_free_blocks_equal_the_f64_path() {
                     want,
                     "seed {seed} row {r}: {what} {got} vs {}",
                     b[0]
+                );
+            }
+        }
+    }
+}
+
+/// Many trees of varied depths (several row windows, groups sorted by depth, padding slots),
+/// fast and general kernels: the row and batch paths, f32 and f64 inputs, equal the reference
+/// traversal bit for bit, with NaN, zeros and values exactly at thresholds.
+#[test]
+fn many_trees_of_varied_depth_equal_the_reference() {
+    let pool = pool();
+    for seed in 0..40u64 {
+        // Every fourth ensemble has zero-is-missing splits: the general kernel.
+        let general = seed % 4 == 3;
+        let split_flags: &[u8] = if general {
+            &[0, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING | MISSING_LEFT]
+        } else {
+            &[0, MISSING_LEFT, NAN_IS_ZERO]
+        };
+        let (soa, ens) = ensemble_soa(seed + 1000, seed % 2 == 0, 300, 11, split_flags);
+        assert_eq!(
+            ens.kernel_name(),
+            if general { "general" } else { "fast-f64" }
+        );
+        let mut rng = Rng(seed + 99);
+        let rows = [1usize, 5, 64, 200][seed as usize % 4];
+        let nan_rate = [0, 3, 10][seed as usize % 3];
+        let x32: Vec<f32> = (0..rows * NF)
+            .map(|_| {
+                if nan_rate > 0 && rng.below(nan_rate) == 0 {
+                    f32::NAN
+                } else {
+                    pool[rng.below(pool.len() as u64) as usize] as f32
+                }
+            })
+            .collect();
+        let x64: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
+        let b32 = Batch::from_row_major_f32(&x32, rows, NF).unwrap();
+        let b64 = Batch::from_row_major_f64(&x64, rows, NF).unwrap();
+        let mut s = ens.scratch();
+        let (mut o32, mut o64) = (vec![f64::NAN; rows], vec![f64::NAN; rows]);
+        ens.predict_batch(&b32, 0..rows, &mut o32, &mut s);
+        ens.predict_batch(&b64, 0..rows, &mut o64, &mut s);
+        for r in 0..rows {
+            let want = reference(&soa, &x64[r * NF..(r + 1) * NF]);
+            let (mut a, mut b) = ([f64::NAN], [f64::NAN]);
+            ens.predict_row_f32(&x32[r * NF..(r + 1) * NF], &mut a);
+            ens.predict_row_f64(&x64[r * NF..(r + 1) * NF], &mut b);
+            for (what, got) in [
+                ("f32 batch", o32[r]),
+                ("f64 batch", o64[r]),
+                ("f32 row", a[0]),
+                ("f64 row", b[0]),
+            ] {
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "seed {seed} ({} trees) row {r}: {what} {got} vs reference {want}",
+                    soa.roots.len()
                 );
             }
         }
