@@ -24,21 +24,23 @@
 //!
 //! At compile time every tree is laid out depth first (the left child immediately follows its
 //! parent) into compact records: f32 threshold + feature + (left, right) children (16 bytes)
-//! for `input_precision = f32`, f64 threshold (24 bytes) for `f64`. A step indexes the child
-//! pair with the comparison's outcome: a load, where a select of the loaded right child was
-//! compiled by LLVM into a data-dependent branch that mispredicted about a third of the steps
-//! (3x slower on real XGBoost trees). The comparison is rewritten into `x <= t'` with `t'` in
-//! the input precision ([`threshold`] proves the rewrite exact), and LightGBM's "NaN is zero"
-//! (bit 4) is folded into the default direction (`NaN` goes where `0.0` goes), so the common
-//! models (XGBoost, scikit-learn, LightGBM without categorical features or zero-as-missing) run
-//! a kernel whose step is one load of the node, one load of the feature, one compare and one
-//! load of the child. Models of `f64` precision also get f32 records (`t'` rewritten for f32
-//! inputs, exact because an f32 widens to f64 exactly), used when every input column is f32: the
-//! usual case of a float32 NumPy array. A block of rows without NaN runs the step without the
-//! NaN test. Leaves point to themselves, so a tree is walked in exactly its depth of steps with
-//! no leaf test. Models with categorical splits or bit 3 run a general kernel that follows the
-//! contract literally on f64 inputs. Leaf values (times the tree weight) are kept in a separate
-//! array.
+//! for `input_precision = f32`, f64 threshold (24 bytes) for `f64`. Children are byte offsets
+//! into the record array, so a step adds them to the array's address with no scaling. The
+//! comparison is rewritten into `x <= t'` with `t'` in the input precision ([`threshold`]
+//! proves the rewrite exact), and LightGBM's "NaN is zero" (bit 4) is folded into the default
+//! direction (`NaN` goes where `0.0` goes), so the common models (XGBoost, scikit-learn,
+//! LightGBM without categorical features or zero-as-missing) run a kernel whose step is a load
+//! of the node's feature, threshold and children, a load of the input, one compare and one
+//! conditional move (inline asm on x86-64: LLVM compiles the same select written in Rust into
+//! a data-dependent branch that mispredicted about a third of the steps, or into a load indexed
+//! by the outcome, which lengthens every step's dependency chain by a load). Models of `f64`
+//! precision also get f32 records (`t'` rewritten for f32 inputs, exact because an f32 widens
+//! to f64 exactly), used when every input column is f32: the usual case of a float32 NumPy
+//! array. A block of rows (or a row) without NaN runs the step without the NaN test; with a
+//! NaN, the step reads the node's "NaN goes left" bit from a side array. Leaves point to
+//! themselves, so a tree is walked in exactly its depth of steps with no leaf test. Models with
+//! categorical splits or bit 3 run a general kernel that follows the contract literally on f64
+//! inputs. Leaf values (times the tree weight) are kept in a separate array.
 //!
 //! (An AVX2 variant fetching nodes, inputs and children with `vpgatherdd`, 8 rows per vector,
 //! was measured slower than this scalar step on the Zen 3 benchmark machine and dropped.)
@@ -46,8 +48,10 @@
 //! The batch kernel gathers a super-block of rows into a dense row-major scratch block (in the
 //! input precision), then for each cache-sized group of trees walks blocks of 64 rows through
 //! one tree at a time, keeping the 64 rows' node indices in a small array (64 independent
-//! dependency chains for the CPU to overlap). The single-row kernel walks 8 trees at a time for
-//! the same reason. Neither allocates.
+//! dependency chains for the CPU to overlap). The single-row kernel walks `ROW_TREES` (12) trees at
+//! a time for the same reason, with the trees of each window of `ROW_WINDOW` (96) sorted by depth
+//! (a group walks to its deepest tree), and adds the leaves in tree order as soon as a prefix of
+//! the window is known. Neither allocates.
 
 mod compile;
 mod kernel;
