@@ -88,6 +88,17 @@ def models():
     except ImportError:
         pass
     try:
+        import torch
+
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+            torch.nn.ReLU(), torch.nn.Linear(256, 10),
+        ).eval()
+        yield "PyTorch MLP 64-256-256-10 (digits)", net, xd.astype(np.float32)
+    except ImportError:
+        pass
+    try:
         import lightgbm as lgb
 
         yield (
@@ -107,12 +118,13 @@ def measure(name: str, model, x, d: str) -> tuple:
     jpath = os.path.join(d, "m.joblib")
     jcpath = os.path.join(d, "mc.joblib")
     sample = x[:64]
+    kw = {"input_shape": (1, x.shape[1])} if not hasattr(model, "predict") else {}
     t_export = median_time(
-        lambda: mle.export_model(model, path, sample_input=sample, validate=False)
+        lambda: mle.export_model(model, path, sample_input=sample, validate=False, **kw)
     )
     t_export_c = median_time(
         lambda: mle.export_model(
-            model, cpath, sample_input=sample, compression=True, validate=False
+            model, cpath, sample_input=sample, compression=True, validate=False, **kw
         )
     )
     t_joblib = median_time(lambda: joblib.dump(model, jpath))
@@ -120,9 +132,15 @@ def measure(name: str, model, x, d: str) -> tuple:
     t_load = median_time(lambda: mle.load_model(path), repeats=20)
     t_load_c = median_time(lambda: mle.load_model(cpath), repeats=20)
     t_jload = median_time(lambda: joblib.load(jpath), repeats=20)
-    ref = np.asarray(model.predict(x))
+    if hasattr(model, "predict"):
+        ref = np.asarray(model.predict(x))
+    else:  # a torch module: its forward
+        import torch
+
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).numpy()
     ours = np.asarray(mle.load_model(path).predict(x))
-    same = bool(np.all(ref == ours)) or bool(np.allclose(ref, ours, rtol=1e-5))
+    same = bool(np.all(ref == ours)) or bool(np.allclose(ref, ours, rtol=1e-5, atol=1e-6))
     kib = [os.path.getsize(p) / 1024 for p in (path, cpath, jpath, jcpath)]
     return (
         name,
