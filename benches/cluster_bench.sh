@@ -29,7 +29,9 @@ export MLE_SCHEDULER_PORT="$PORT" MLE_BIN_DIR="$BIN" MLE_CLUSTER_DIR="/tmp/mle_c
 for b in mle mle-scheduler mle-executor; do
   [ -x "$BIN/$b" ] || { echo "error: no release binary $BIN/$b; see the header of $0" >&2; exit 1; }
 done
-if ! "$MLE" sql --cluster df://127.0.0.1:1 "SELECT 1" 2>&1 | grep -q "cannot reach"; then
+# (the probe fails by design: read its message, not its exit status, which pipefail would see)
+probe="$("$MLE" sql --cluster df://127.0.0.1:1 "SELECT 1" 2>&1 || true)"
+if [[ "$probe" != *"cannot reach"* ]]; then
   echo "error: $MLE was built without the cluster feature" >&2
   exit 1
 fi
@@ -52,7 +54,9 @@ EOF
 fi
 
 FEATS=$("$MLE" inspect --json "$MODEL" | "$PY" -c 'import json,sys; print(", ".join(json.load(sys.stdin)["metadata"]["input"]["feature_names"]))')
-QUERY="SELECT COUNT(*) AS n, MIN(p) AS lo, MAX(p) AS hi FROM (SELECT mle_predict('$MODEL', $FEATS) AS p FROM t)"
+# query SOURCE: the aggregate over the predictions of the rows of SOURCE.
+query() { echo "SELECT COUNT(*) AS n, MIN(p) AS lo, MAX(p) AS hi FROM (SELECT mle_predict('$MODEL', $FEATS) AS p FROM $1)"; }
+QUERY="$(query t)"
 
 # best LABEL CMD...: runs CMD REPEAT times, prints "| LABEL | best seconds | rows/s |"
 best() {
@@ -79,7 +83,7 @@ echo
 echo "| run | seconds (best of $REPEAT) | rows/s |"
 echo "|---|---:|---:|"
 # Single process: the same directory through a quoted path (`--table` takes one file locally).
-LQUERY="${QUERY/FROM t)/FROM '$DIR/')}"
+LQUERY="$(query "'$DIR/'")"
 for t in 1 "$cores"; do
   best "single process, DataFusion ($t threads)" "$MLE" sql --threads "$t" "$LQUERY"
 done
