@@ -50,7 +50,8 @@ class MLERuntime:
     labels); ``predict``/``predict_proba``/``decision_function`` return one output each.
     Inputs are numpy arrays (float32 or float64 used in place when C-contiguous; other
     numeric dtypes converted), pandas DataFrames (columns picked by feature name) or torch
-    tensors. The GIL is released while the model runs.
+    tensors. The GIL is released while the model runs (from 64 rows, or with more than one
+    thread; a smaller batch on one thread is cheaper with the GIL kept).
     """
 
     def __init__(self, native: _native.Runtime, path: str | None = None):
