@@ -3,8 +3,7 @@
 //! groups. Each gives a clear error (exit status 1, the file or column named) or a correct
 //! result: the same values the executor computes row by row from the same inputs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -17,58 +16,13 @@ use datafusion::parquet::arrow::ArrowWriter;
 use mle_exec::{Model, OutputData, Session};
 use mle_format::{ClassLabels, ReadOptions};
 
+mod common;
+use common::{fails, mle, ok, p, repo, stderr};
+
 const IRIS: &str = "datasets/models/iris.mle";
 const DIABETES: &str = "datasets/models/diabetes.mle";
 const IRIS_DATA: &str = "datasets/iris.parquet";
 const IRIS_FEATURES: &str = "sepal_length, sepal_width, petal_length, petal_width";
-
-fn repo() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn mle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mle"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("MLE_TRUSTED_KEYS")
-        .output()
-        .expect("run mle")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        stderr(o)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn fails(o: &Output, needles: &[&str]) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {e}");
-    assert!(e.starts_with("error: "), "{e}");
-    for n in needles {
-        assert!(e.contains(n), "missing {n:?} in:\n{e}");
-    }
-    assert!(!e.contains("panicked"), "{e}");
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 fn write_parquet(path: &Path, batches: &[RecordBatch]) {
     let f = std::fs::File::create(path).unwrap();

@@ -1,8 +1,8 @@
 //! Every `mle` command, its success path and its failure paths (exit code and message).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -12,63 +12,8 @@ use mle_arrow::{columns_by_name, OutputKind};
 use mle_exec::{Model, RunOptions, Session};
 use mle_format::ReadOptions;
 
-fn repo() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn mle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mle"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("MLE_TRUSTED_KEYS")
-        .output()
-        .expect("run mle")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
-
-/// Asserts a failure with exit status 1, an `error:` first line containing every `needles`,
-/// and no panic or backtrace.
-#[track_caller]
-fn fails(o: &Output, needles: &[&str]) {
-    let e = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "stderr: {e}\nstdout: {}",
-        stdout(o)
-    );
-    assert!(e.starts_with("error: "), "{e}");
-    for n in needles {
-        assert!(e.contains(n), "missing {n:?} in:\n{e}");
-    }
-    assert!(
-        !e.contains("panicked") && !e.contains("RUST_BACKTRACE"),
-        "{e}"
-    );
-}
+mod common;
+use common::{fails, mle, ok, repo, stderr};
 
 fn read_parquet(path: &Path) -> RecordBatch {
     let f = std::fs::File::open(path).unwrap();

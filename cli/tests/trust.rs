@@ -4,63 +4,22 @@
 //! every command that loads a model, with the policy from the flag and from the environment.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+mod common;
+use common::{fails, ok, p, repo, stderr};
 
 const MODEL: &str = "datasets/models/iris.mle";
 const DATA: &str = "datasets/iris.parquet";
 const FEATURES: &str = "sepal_length, sepal_width, petal_length, petal_width";
 const ENV: &str = "MLE_TRUSTED_KEYS";
 
-fn repo() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// Runs `mle` with `MLE_TRUSTED_KEYS` set to `env` (or removed).
 fn mle(args: &[&str], env: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mle"));
-    c.args(args).current_dir(repo()).env_remove(ENV);
-    if let Some(v) = env {
-        c.env(ENV, v);
-    }
-    c.output().expect("run mle")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        stderr(o)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn fails(o: &Output, needles: &[&str]) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {e}");
-    assert!(e.starts_with("error: "), "{e}");
-    for n in needles {
-        assert!(e.contains(n), "missing {n:?} in:\n{e}");
-    }
-    assert!(!e.contains("panicked"), "{e}");
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
+    common::mle_with_trusted(args, env)
 }
 
 struct Files {
