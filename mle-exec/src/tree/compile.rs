@@ -7,8 +7,8 @@ use mle_format::{Attr, Element, MleFile, Node};
 use super::flags::{ALL, CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
 use super::threshold::{le_threshold_f32, le_threshold_f64};
 use super::{
-    Ext, Nodes, Rec, RowGroup, RowWindow, TreeEnsemble, MAX_DEPTH, MAX_NODES, MAX_TARGETS,
-    ROW_TREES, ROW_WINDOW, SUPER_ROWS,
+    Ext, Nodes, Rec, RowGroup, RowWindow, TreeEnsemble, FM_STRIDE, MAX_DEPTH, MAX_NODES,
+    MAX_TARGETS, ROW_TREES, ROW_WINDOW, SUPER_ROWS,
 };
 use crate::error::ExecError;
 
@@ -486,7 +486,24 @@ pub(super) fn compile(
         });
     }
 
+    // Records of the feature-major batch kernel: feature offsets in bytes, when they fit.
+    let fm = match &nodes {
+        Nodes::F32(r) | Nodes::F64 { f32: r, .. }
+            if cfg!(target_arch = "x86_64") && n_features * FM_STRIDE <= u32::MAX as usize =>
+        {
+            r.iter()
+                .map(|r| Rec {
+                    thr: f32::from_bits(super::kernel::threshold_key(r.thr)),
+                    feat: r.feat * FM_STRIDE as u32,
+                    child: r.child,
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+
     Ok(TreeEnsemble {
+        fm,
         n_features,
         width: n_features.max(1),
         n_targets,

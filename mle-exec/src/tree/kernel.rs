@@ -561,6 +561,206 @@ fn block_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], n: usize, ou
     }
 }
 
+/// Eight walks of `depth` steps through the records of `TreeEnsemble::fm` (features as byte
+/// offsets into a feature-major block, thresholds as [`key`]s); lane `l` reads its row's
+/// feature, a [`key`], at `xb + feature_offset + 4 * l`.
+///
+/// The eight node offsets stay in registers for the whole walk and the comparison is an
+/// integer one, so that a step is six instructions (feature, input, compare with the
+/// threshold in memory, right and left child, conditional move) with no load or store of the
+/// walk's state, and its dependency chain is two loads, a compare and a move: the scalar
+/// kernel's steps are issue-bound and an eight-lane walk is latency-bound.
+///
+/// # Safety
+/// Every `lanes[l]` is the byte offset of a record of `recs` (a root, or a step's result);
+/// every record's `feat` is `f * FM_STRIDE` for a feature `f`, and `xb + f * FM_STRIDE + 4 * l`
+/// (bytes) is a readable 4-byte value for every such `f` and `l < 8`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn walk8(recs: *const u8, xb: *const u32, lanes: &mut [u32; 8], depth: u32) {
+    if depth == 0 {
+        return;
+    }
+    let [mut n0, mut n1, mut n2, mut n3, mut n4, mut n5, mut n6, mut n7] = lanes.map(u64::from);
+    // One lane's step: `t` = feature offset, then the input key, compared (signed) with the
+    // threshold key; `t` = right child, `n` = left child, then `n` = right when input > threshold.
+    macro_rules! lane {
+        ($n:literal, $d:literal) => {
+            concat!(
+                "mov {t:e}, dword ptr [{r} + {",
+                $n,
+                "} + 4]\n",
+                "mov {t:e}, dword ptr [{xb} + {t} + ",
+                $d,
+                "]\n",
+                "cmp {t:e}, dword ptr [{r} + {",
+                $n,
+                "}]\n",
+                "mov {t:e}, dword ptr [{r} + {",
+                $n,
+                "} + 12]\n",
+                "mov {",
+                $n,
+                ":e}, dword ptr [{r} + {",
+                $n,
+                "} + 8]\n",
+                "cmovg {",
+                $n,
+                ":e}, {t:e}\n",
+            )
+        };
+    }
+    // SAFETY: the loads are those of the contract above (record fields at a record's offset;
+    // inputs at the feature offsets of the records), and each step's result is a record offset
+    // again (a child, or a leaf's own offset); registers only otherwise. (`mov` does not
+    // change the flags set by `cmp`.)
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            lane!("n0", "0"),
+            lane!("n1", "4"),
+            lane!("n2", "8"),
+            lane!("n3", "12"),
+            lane!("n4", "16"),
+            lane!("n5", "20"),
+            lane!("n6", "24"),
+            lane!("n7", "28"),
+            "dec {d:e}",
+            "jnz 2b",
+            r = in(reg) recs,
+            xb = in(reg) xb,
+            d = inout(reg) depth => _,
+            t = out(reg) _,
+            n0 = inout(reg) n0,
+            n1 = inout(reg) n1,
+            n2 = inout(reg) n2,
+            n3 = inout(reg) n3,
+            n4 = inout(reg) n4,
+            n5 = inout(reg) n5,
+            n6 = inout(reg) n6,
+            n7 = inout(reg) n7,
+            options(nostack, readonly),
+        );
+    }
+    *lanes = [n0, n1, n2, n3, n4, n5, n6, n7].map(|v| v as u32);
+}
+
+/// An input as an `i32` (bits in a `u32`) ordered as the f32 `<=` orders non-NaN values:
+/// `x <= t` exactly when `key(x) <= key(t)` (signed), for `x` and `t` not NaN. `-0.0` maps as
+/// `+0.0`; NaN maps above every other value, so it goes right, as the fast records require
+/// of a block without the NaN test.
+#[inline(always)]
+pub(crate) fn key(v: f32) -> u32 {
+    if v.is_nan() {
+        i32::MAX as u32
+    } else {
+        let b = (v + 0.0).to_bits();
+        b ^ (((b as i32) >> 31) as u32 >> 1)
+    }
+}
+
+/// A threshold `t'` (of `x <= t'`) as a [`key`]: a NaN threshold sends every input right
+/// (`i32::MIN`: no input key is below it).
+pub(crate) fn threshold_key(t: f32) -> u32 {
+    if t.is_nan() {
+        i32::MIN as u32
+    } else {
+        key(t)
+    }
+}
+
+/// Copies rows `row0..row0 + n` of the feature columns into `dst` feature-major
+/// (`dst[f * SUPER_ROWS + r]`) as [`key`]s of their f32 values; returns whether any copied
+/// value is NaN.
+#[cfg(target_arch = "x86_64")]
+fn gather_fm(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut [u32]) -> bool {
+    let mut nan = false;
+    for (col, d) in x
+        .columns()
+        .iter()
+        .take(ens.n_features)
+        .zip(dst.chunks_exact_mut(SUPER_ROWS))
+    {
+        let (off, st) = (col.offset + row0 * col.stride, col.stride);
+        let d = &mut d[..n];
+        match col.data {
+            ColumnData::F32(v) if st == 1 => {
+                for (o, &v) in d.iter_mut().zip(&v[off..off + n]) {
+                    nan |= v.is_nan();
+                    *o = key(v);
+                }
+            }
+            ColumnData::F32(v) => {
+                for (r, o) in d.iter_mut().enumerate() {
+                    let v = v[off + r * st];
+                    nan |= v.is_nan();
+                    *o = key(v);
+                }
+            }
+            ColumnData::F64(v) => {
+                for (r, o) in d.iter_mut().enumerate() {
+                    let v = v[off + r * st] as f32;
+                    nan |= v.is_nan();
+                    *o = key(v);
+                }
+            }
+        }
+    }
+    nan
+}
+
+/// The block kernel over `n` (>= 8) rows gathered feature-major into `x`, with the records
+/// of `ens.fm`: as [`block_walk`], eight rows at a time by [`walk8`].
+#[cfg(target_arch = "x86_64")]
+fn block_walk_fm(ens: &TreeEnsemble, x: &[u32], n: usize, out: &mut [f64]) {
+    const SIZE: usize = std::mem::size_of::<Rec<f32>>();
+    let nt = ens.n_targets;
+    let out = &mut out[..n * nt];
+    out.fill(0.0);
+    assert!(n <= SUPER_ROWS && x.len() >= ens.n_features * SUPER_ROWS);
+    let recs = ens.fm.as_ptr().cast::<u8>();
+    let mut idx = [0u32; LANES];
+    for g in &ens.groups {
+        for lb in (0..n).step_by(LANES) {
+            let nl = LANES.min(n - lb);
+            let outb = &mut out[lb * nt..(lb + nl) * nt];
+            for k in g.clone() {
+                let root = ens.roots[k] * SIZE as u32;
+                for (c, l8) in idx[..nl.div_ceil(8) * 8].chunks_exact_mut(8).enumerate() {
+                    let mut lanes = [root; 8];
+                    // SAFETY: the root is a record's offset; `fm` holds feature offsets
+                    // `f * FM_STRIDE` with f < n_features (compile), and lane l reads
+                    // x[f * SUPER_ROWS + lb + 8c + l] with lb + 8c + l < SUPER_ROWS (lb and
+                    // the padding lanes stay within the block: SUPER_ROWS is a multiple of
+                    // LANES, LANES of 8), inside `x` (asserted above). Padding lanes read
+                    // stale rows of the scratch and are not used.
+                    unsafe {
+                        walk8(recs, x.as_ptr().add(lb + 8 * c), &mut lanes, ens.depth[k]);
+                    }
+                    l8.copy_from_slice(&lanes);
+                }
+                let lanes = &idx[..nl];
+                if ens.leaf_dim == 1 {
+                    let t = ens.target[k] as usize;
+                    for (o, &i) in outb.chunks_exact_mut(nt).zip(lanes) {
+                        o[t] += ens.leaf[i as usize / SIZE];
+                    }
+                } else {
+                    for (o, &i) in outb.chunks_exact_mut(nt).zip(lanes) {
+                        let i = i as usize / SIZE;
+                        for (a, &v) in o.iter_mut().zip(&ens.leaf[i * nt..(i + 1) * nt]) {
+                            *a += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for o in out.chunks_exact_mut(nt) {
+        finish(ens, o);
+    }
+}
+
 pub(super) fn predict_batch(
     ens: &TreeEnsemble,
     x: &Batch<'_>,
@@ -593,6 +793,20 @@ pub(super) fn predict_batch(
     let mut r0 = rows.start;
     for o in out.chunks_mut(SUPER_ROWS * nt) {
         let n = o.len() / nt;
+        // The feature-major kernel, for blocks of 8 rows or more without a NaN that some
+        // node would send left.
+        #[cfg(target_arch = "x86_64")]
+        if recs32.is_some() && !ens.fm.is_empty() && n >= 8 {
+            if scratch.keys.len() < need {
+                scratch.keys.resize(need, 0);
+            }
+            let nan = gather_fm(ens, x, r0, n, &mut scratch.keys);
+            if !(ens.any_dl && nan) {
+                block_walk_fm(ens, &scratch.keys, n, o);
+                r0 += n;
+                continue;
+            }
+        }
         if let Some(recs) = recs32 {
             let nan = gather(ens, x, r0, n, &mut scratch.x32);
             // A block without NaN never takes the NaN test: run the step without it.

@@ -45,6 +45,16 @@
 //! (An AVX2 variant fetching nodes, inputs and children with `vpgatherdd`, 8 rows per vector,
 //! was measured slower than this scalar step on the Zen 3 benchmark machine and dropped.)
 //!
+//! On x86-64, f32 records in blocks of 8 rows or more without a NaN that some node sends left
+//! run a third batch kernel (`kernel::walk8`): the block is gathered feature-major as integer
+//! keys ordered as f32 `<=` orders the values (`kernel::key`: `-0.0` as `+0.0`, NaN above
+//! everything), the records get the feature as a byte offset into that block and the
+//! threshold as a key, and eight rows walk a tree with their node offsets in registers: six
+//! instructions a step (feature, input, integer compare with the threshold in memory, both
+//! children, conditional move), with no load or store of the walk's state. The scalar step
+//! above is bound by instruction issue (about 10 instructions a step, the lane state loaded
+//! and stored each time); this one by the latency of eight chains.
+//!
 //! The batch kernel gathers a super-block of rows into a dense row-major scratch block (in the
 //! input precision), then for each cache-sized group of trees walks blocks of 64 rows through
 //! one tree at a time, keeping the 64 rows' node indices in a small array (64 independent
@@ -89,6 +99,8 @@ pub mod flags {
 pub(crate) const LANES: usize = 64;
 /// Rows gathered into the scratch block at a time.
 pub(crate) const SUPER_ROWS: usize = 512;
+/// Bytes between two features of a row in the feature-major scratch block.
+pub(crate) const FM_STRIDE: usize = SUPER_ROWS * 4;
 /// Trees walked together by the single-row kernel.
 pub(crate) const ROW_TREES: usize = 12;
 /// Consecutive trees the row kernel reorders (by depth) before summing their leaves in order
@@ -169,6 +181,11 @@ pub struct TreeEnsemble {
     pub(crate) n_targets: usize,
     pub(crate) leaf_dim: usize,
     pub(crate) nodes: Nodes,
+    /// The f32 records (of `Nodes::F32`, or `f32` of `Nodes::F64`) with each feature index
+    /// replaced by its byte offset in a feature-major block (`feature * FM_STRIDE`) and each
+    /// threshold by its integer key (`kernel::threshold_key`, bits kept in the f32 field), for
+    /// the x86-64 batch kernel (`kernel::walk8`); empty where that kernel does not run.
+    pub(crate) fm: Vec<Rec<f32>>,
     /// Some node sends NaN left (fast kernels pick the variant without the NaN test otherwise).
     pub(crate) any_dl: bool,
     /// Per laid-out node: a NaN input goes left (fast kernels, blocks with a NaN).
@@ -217,6 +234,8 @@ impl std::fmt::Debug for TreeEnsemble {
 #[derive(Debug, Clone, Default)]
 pub struct TreeScratch {
     pub(crate) x32: Vec<f32>,
+    /// Feature-major input keys of the x86-64 batch kernel.
+    pub(crate) keys: Vec<u32>,
     pub(crate) x64: Vec<f64>,
 }
 
@@ -270,18 +289,26 @@ impl TreeEnsemble {
     /// Scratch for [`TreeEnsemble::predict_batch`], sized once for the largest block.
     pub fn scratch(&self) -> TreeScratch {
         let n = SUPER_ROWS * self.width;
+        let keys = if self.fm.is_empty() {
+            Vec::new()
+        } else {
+            vec![0; n]
+        };
         match self.nodes {
             Nodes::F32(_) => TreeScratch {
                 x32: vec![0.0; n],
                 x64: Vec::new(),
+                keys,
             },
             Nodes::F64 { .. } => TreeScratch {
                 x32: vec![0.0; n],
                 x64: vec![0.0; n],
+                keys,
             },
             _ => TreeScratch {
                 x32: Vec::new(),
                 x64: vec![0.0; n],
+                keys,
             },
         }
     }

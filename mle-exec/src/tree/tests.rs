@@ -31,7 +31,20 @@ impl Rng {
 /// Values the inputs and thresholds are drawn from: a few f32 values, their f32 neighbours,
 /// and f64 values between two f32 (not representable in f32).
 fn pool() -> Vec<f64> {
-    let mut p = vec![0.0, -0.0, 1.0, -1.0, 0.1f32 as f64, 2.5, -3.75];
+    let mut p = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.1f32 as f64,
+        2.5,
+        -3.75,
+        1e-40f32 as f64,
+        -1e-40f32 as f64,
+        f32::MAX as f64,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
     for v in p.clone() {
         let f = v as f32;
         p.push(f32::from_bits(f.to_bits() + 1) as f64);
@@ -250,12 +263,13 @@ fn f32_records_and_nan_free_blocks_equal_the_f64_path() {
 fn many_trees_of_varied_depth_equal_the_reference() {
     let pool = pool();
     for seed in 0..40u64 {
-        // Every fourth ensemble has zero-is-missing splits: the general kernel.
+        // Every fourth ensemble has zero-is-missing splits: the general kernel; one in four
+        // sends no NaN left (the NaN-free kernels then also run blocks with NaN).
         let general = seed % 4 == 3;
-        let split_flags: &[u8] = if general {
-            &[0, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING | MISSING_LEFT]
-        } else {
-            &[0, MISSING_LEFT, NAN_IS_ZERO]
+        let split_flags: &[u8] = match seed % 4 {
+            3 => &[0, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING | MISSING_LEFT],
+            1 => &[0],
+            _ => &[0, MISSING_LEFT, NAN_IS_ZERO],
         };
         let (soa, ens) = ensemble_soa(seed + 1000, seed % 2 == 0, 300, 11, split_flags);
         assert_eq!(
@@ -263,7 +277,7 @@ fn many_trees_of_varied_depth_equal_the_reference() {
             if general { "general" } else { "fast-f64" }
         );
         let mut rng = Rng(seed + 99);
-        let rows = [1usize, 5, 64, 200][seed as usize % 4];
+        let rows = [1usize, 5, 64, 200, 13, 600][seed as usize % 6];
         let nan_rate = [0, 3, 10][seed as usize % 3];
         let x32: Vec<f32> = (0..rows * NF)
             .map(|_| {
@@ -299,6 +313,47 @@ fn many_trees_of_varied_depth_equal_the_reference() {
                     soa.roots.len()
                 );
             }
+        }
+    }
+}
+
+/// The integer keys of the x86-64 batch kernel order inputs as f32 `<=` does, with `-0.0` as
+/// `+0.0`, NaN above everything, and a NaN threshold below every input.
+#[test]
+fn keys_order_as_the_float_comparison() {
+    use super::kernel::{key, threshold_key};
+    let mut vals: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        1e-45,
+        -1e-45,
+        f32::MAX,
+        f32::MIN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ];
+    let mut rng = Rng(5);
+    for _ in 0..300 {
+        let v = f32::from_bits(rng.next() as u32);
+        if !v.is_nan() {
+            vals.push(v);
+        }
+    }
+    for &x in &vals {
+        for &t in &vals {
+            assert_eq!(
+                key(x) as i32 <= threshold_key(t) as i32,
+                x <= t,
+                "{x:e} <= {t:e}"
+            );
+        }
+        for nan in [f32::NAN, -f32::NAN, f32::from_bits(0x7f80_0001)] {
+            assert!(key(nan) as i32 > threshold_key(x) as i32, "NaN vs {x:e}");
+            assert!(key(x) as i32 > threshold_key(nan) as i32, "{x:e} vs NaN");
         }
     }
 }
