@@ -610,6 +610,8 @@ def bench_model(key, args, data, workdir, cli, results, checks, notes):
     for name, b in builders:
         if args.train_only and name == "ours":
             continue
+        if name not in ("ours", "framework") and name not in args.runtimes:
+            continue
         try:
             rts.append(b())
         except Exception as e:  # a peer that cannot take this model is reported, not fatal
@@ -634,6 +636,8 @@ def bench_model(key, args, data, workdir, cli, results, checks, notes):
         "mismatches": int((po.argmax(1) != pf.argmax(1)).sum()),
         "max_abs_diff": float(np.max(np.abs(po - pf))),
     }
+    # Only the runtimes asked for are timed (the framework is still built for the check).
+    rts = [r for r in rts if r.name in args.runtimes]
     for r in rts:  # and the peers, for reference
         if r.name in ("ours", "framework"):
             continue
@@ -939,6 +943,12 @@ def main() -> None:
         "--train-only", action="store_true", help="train, convert and compile; no timing"
     )
     ap.add_argument("--no-cli", action="store_true", help="skip the Rust mle bench column")
+    ap.add_argument(
+        "--runtimes",
+        default="ours," + ",".join(PEERS),
+        help="comma-separated runtimes to time (ours is always timed; the framework is always "
+        "built, to check ours against it)",
+    )
     ap.add_argument("--out", default=str(HERE / "results.md"))
     args = ap.parse_args()
     args.command = "benches/compare/run.sh " + " ".join(sys.argv[1:])
@@ -953,6 +963,9 @@ def main() -> None:
     for m in args.models:
         if m not in MODELS:
             ap.error(f"unknown model {m!r} (known: {', '.join(MODELS)})")
+    args.runtimes = {"ours"} | {r for r in args.runtimes.split(",") if r}
+    for r in args.runtimes - {"ours", *PEERS}:
+        ap.error(f"unknown runtime {r!r} (known: ours, {', '.join(PEERS)})")
     args.batches = [int(b) for b in args.batches.split(",")]
     args.threads = [int(t) for t in args.threads.split(",")]
     args.tl2cgen_opts = args.tl2cgen_opts.split()
