@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use datafusion::arrow::array::ArrayRef;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use mle_arrow::{columns_by_name, BoundColumns};
-use mle_exec::{Batch, RunOptions, Session};
+use mle_exec::{Batch, ColumnData, RunOptions, Session};
 
 use crate::util::{load_model, open_input, thousands, TrustArgs};
 
@@ -54,6 +54,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted.get(i).copied().unwrap_or(0.0)
 }
 
+/// The benchmark's rows, row-major.
+enum Rows {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
 /// Runs `mle bench`.
 pub fn run(a: Args) -> Result<()> {
     if a.threads == 0 || a.iterations == 0 {
@@ -62,33 +68,45 @@ pub fn run(a: Args) -> Result<()> {
     let model = load_model(&a.model, a.trust.policy()?.as_ref())?;
     let features = model.metadata().input.feature_names.clone();
     let nf = features.len();
-    // Row-major f64 features.
-    let (rows, data): (usize, Vec<f64>) = match (&a.input, a.rows) {
+    // Row-major features: f32 when every feature column of the file is Float32 (what
+    // `mle score` runs on such a file), else f64.
+    let (rows, data): (usize, Rows) = match (&a.input, a.rows) {
         (Some(path), _) => {
             let builder = ParquetRecordBatchReaderBuilder::try_new(open_input(path)?)
                 .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
             let idx = columns_by_name(builder.schema(), &features).with_context(|| {
                 format!("{} does not have the model's features", path.display())
             })?;
-            let mut data = Vec::new();
+            let (mut d32, mut d64) = (Vec::new(), Vec::new());
+            let mut all_f32 = true;
             let mut rows = 0;
             for batch in builder.build()? {
                 let batch = batch.with_context(|| format!("cannot read {}", path.display()))?;
                 let cols: Vec<ArrayRef> = idx.iter().map(|&i| batch.column(i).clone()).collect();
                 let bound = BoundColumns::bind(&cols, &features, &features)?;
                 let view = bound.batch()?;
+                all_f32 &= view
+                    .columns()
+                    .iter()
+                    .all(|c| matches!(c.data, ColumnData::F32(_)));
                 for r in 0..view.n_rows() {
-                    data.extend(view.columns().iter().map(|c| c.get_f64(r)));
+                    d64.extend(view.columns().iter().map(|c| c.get_f64(r)));
                 }
                 rows += view.n_rows();
             }
-            (rows, data)
+            if all_f32 {
+                // Exact: these values were f32.
+                d32.extend(d64.iter().map(|&v| v as f32));
+                (rows, Rows::F32(d32))
+            } else {
+                (rows, Rows::F64(d64))
+            }
         }
         (None, rows) => {
             let rows = rows.unwrap_or(100_000);
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
             let data = (0..rows * nf).map(|_| rng.next_f64() * 2.0 - 1.0).collect();
-            (rows, data)
+            (rows, Rows::F64(data))
         }
     };
     if rows == 0 {
@@ -100,17 +118,21 @@ pub fn run(a: Args) -> Result<()> {
     let mut lat = Vec::with_capacity(a.iterations);
     for i in 0..a.iterations.min(1_000_000) {
         let r = i % rows;
-        let row = data.get(r * nf..(r + 1) * nf).unwrap_or(&[]);
         let t = Instant::now();
-        session
-            .predict_row(row)
-            .context("single-row prediction failed")?;
+        match &data {
+            Rows::F32(d) => session.predict_row_f32(d.get(r * nf..(r + 1) * nf).unwrap_or(&[])),
+            Rows::F64(d) => session.predict_row(d.get(r * nf..(r + 1) * nf).unwrap_or(&[])),
+        }
+        .context("single-row prediction failed")?;
         lat.push(t.elapsed().as_secs_f64() * 1e6);
     }
     lat.sort_by(f64::total_cmp);
 
     // Throughput: the whole data as one batch, repeated for at least ~1 s.
-    let batch = Batch::from_row_major_f64(&data, rows, nf)?;
+    let batch = match &data {
+        Rows::F32(d) => Batch::from_row_major_f32(d, rows, nf)?,
+        Rows::F64(d) => Batch::from_row_major_f64(d, rows, nf)?,
+    };
     let opts = RunOptions { threads: a.threads };
     session.predict_batch(&batch, opts)?; // warm-up
     let start = Instant::now();
@@ -121,7 +143,11 @@ pub fn run(a: Args) -> Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     let rate = (rows as u64 * runs) as f64 / secs;
-    println!("{}: {} features", a.model.display(), nf);
+    let dtype = match data {
+        Rows::F32(_) => "f32",
+        Rows::F64(_) => "f64",
+    };
+    println!("{}: {} features, {dtype} rows", a.model.display(), nf);
     println!(
         "  latency (batch 1, {} runs): p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
         lat.len(),
