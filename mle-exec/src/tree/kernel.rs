@@ -14,6 +14,8 @@ use super::flags::{CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING
 /// (`1e-35f`, widened) does.
 pub(crate) const ZERO_BAND: f64 = 1e-35f32 as f64;
 use super::{Ext, Nodes, Rec, TreeEnsemble, TreeScratch, LANES, ROW_WINDOW, SUPER_ROWS};
+#[cfg(target_arch = "x86_64")]
+use super::FM_ROWS;
 use crate::batch::{Batch, ColumnData};
 
 /// An input element (f32 or f64) and the conversions the kernels need.
@@ -670,7 +672,7 @@ pub(crate) fn threshold_key(t: f32) -> u32 {
 }
 
 /// Copies rows `row0..row0 + n` of the feature columns into `dst` feature-major
-/// (`dst[f * SUPER_ROWS + r]`) as [`key`]s of their f32 values; returns whether any copied
+/// (`dst[f * FM_ROWS + r]`) as [`key`]s of their f32 values; returns whether any copied
 /// value is NaN.
 #[cfg(target_arch = "x86_64")]
 fn gather_fm(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut [u32]) -> bool {
@@ -679,7 +681,7 @@ fn gather_fm(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut
         .columns()
         .iter()
         .take(ens.n_features)
-        .zip(dst.chunks_exact_mut(SUPER_ROWS))
+        .zip(dst.chunks_exact_mut(FM_ROWS))
     {
         let (off, st) = (col.offset + row0 * col.stride, col.stride);
         let d = &mut d[..n];
@@ -717,7 +719,7 @@ fn block_walk_fm(ens: &TreeEnsemble, x: &[u32], n: usize, out: &mut [f64]) {
     let nt = ens.n_targets;
     let out = &mut out[..n * nt];
     out.fill(0.0);
-    assert!(n <= SUPER_ROWS && x.len() >= ens.n_features * SUPER_ROWS);
+    assert!(n <= SUPER_ROWS && x.len() >= ens.n_features * FM_ROWS);
     let recs = ens.fm.as_ptr().cast::<u8>();
     let mut idx = [0u32; LANES];
     for g in &ens.groups {
@@ -730,7 +732,7 @@ fn block_walk_fm(ens: &TreeEnsemble, x: &[u32], n: usize, out: &mut [f64]) {
                     let mut lanes = [root; 8];
                     // SAFETY: the root is a record's offset; `fm` holds feature offsets
                     // `f * FM_STRIDE` with f < n_features (compile), and lane l reads
-                    // x[f * SUPER_ROWS + lb + 8c + l] with lb + 8c + l < SUPER_ROWS (lb and
+                    // x[f * FM_ROWS + lb + 8c + l] with lb + 8c + l < SUPER_ROWS (lb and
                     // the padding lanes stay within the block: SUPER_ROWS is a multiple of
                     // LANES, LANES of 8), inside `x` (asserted above). Padding lanes read
                     // stale rows of the scratch and are not used.
@@ -797,8 +799,8 @@ pub(super) fn predict_batch(
         // node would send left.
         #[cfg(target_arch = "x86_64")]
         if recs32.is_some() && !ens.fm.is_empty() && n >= 8 {
-            if scratch.keys.len() < need {
-                scratch.keys.resize(need, 0);
+            if scratch.keys.len() < FM_ROWS * w {
+                scratch.keys.resize(FM_ROWS * w, 0);
             }
             let nan = gather_fm(ens, x, r0, n, &mut scratch.keys);
             if !(ens.any_dl && nan) {

@@ -99,8 +99,12 @@ pub mod flags {
 pub(crate) const LANES: usize = 64;
 /// Rows gathered into the scratch block at a time.
 pub(crate) const SUPER_ROWS: usize = 512;
+/// Values between two features of a row in the feature-major scratch block: a super-block
+/// of rows plus one cache line, so that a row's features fall in different L1 sets (at 2,048
+/// bytes apart, they would share two of the 64 sets and evict each other).
+pub(crate) const FM_ROWS: usize = SUPER_ROWS + 16;
 /// Bytes between two features of a row in the feature-major scratch block.
-pub(crate) const FM_STRIDE: usize = SUPER_ROWS * 4;
+pub(crate) const FM_STRIDE: usize = FM_ROWS * 4;
 /// Trees walked together by the single-row kernel.
 pub(crate) const ROW_TREES: usize = 12;
 /// Consecutive trees the row kernel reorders (by depth) before summing their leaves in order
@@ -292,7 +296,7 @@ impl TreeEnsemble {
         let keys = if self.fm.is_empty() {
             Vec::new()
         } else {
-            vec![0; n]
+            vec![0; FM_ROWS * self.width]
         };
         match self.nodes {
             Nodes::F32(_) => TreeScratch {
