@@ -13,9 +13,9 @@ use super::flags::{CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING
 /// Bit 3 ("zero is missing") treats `|x| <= 1e-35` as zero, as LightGBM's `kZeroThreshold`
 /// (`1e-35f`, widened) does.
 pub(crate) const ZERO_BAND: f64 = 1e-35f32 as f64;
-use super::{Ext, Nodes, Rec, TreeEnsemble, TreeScratch, LANES, ROW_WINDOW, SUPER_ROWS};
 #[cfg(target_arch = "x86_64")]
 use super::FM_ROWS;
+use super::{Ext, Nodes, Rec, TreeEnsemble, TreeScratch, LANES, ROW_WINDOW, SUPER_ROWS};
 use crate::batch::{Batch, ColumnData};
 
 /// An input element (f32 or f64) and the conversions the kernels need.
