@@ -71,58 +71,40 @@ pub(crate) trait Prec: Elem {
     }
 }
 
-impl Prec for f32 {
-    #[inline(always)]
-    fn from_elem<E: Elem>(e: E) -> Self {
-        e.to_f32()
-    }
+/// `Prec` for a float type whose compare-to-flags instruction is `$cmp` (baseline x86-64).
+macro_rules! prec {
+    ($t:ty, $conv:ident, $cmp:literal) => {
+        impl Prec for $t {
+            #[inline(always)]
+            fn from_elem<E: Elem>(e: E) -> Self {
+                e.$conv()
+            }
 
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn pick(v: Self, t: Self, child: [u32; 2]) -> u32 {
-        let mut c = child[0];
-        // SAFETY: register-only instructions of baseline x86-64 (SSE): `ucomiss t, v` sets
-        // CF when t < v or the pair is unordered, i.e. exactly when !(v <= t).
-        unsafe {
-            std::arch::asm!(
-                "ucomiss {t}, {v}",
-                "cmovb {c:e}, {r:e}",
-                t = in(xmm_reg) t,
-                v = in(xmm_reg) v,
-                r = in(reg) child[1],
-                c = inout(reg) c,
-                options(pure, nomem, nostack),
-            );
+            #[cfg(target_arch = "x86_64")]
+            #[inline(always)]
+            fn pick(v: Self, t: Self, child: [u32; 2]) -> u32 {
+                let mut c = child[0];
+                // SAFETY: register-only instructions of baseline x86-64 (SSE/SSE2):
+                // `ucomis[sd] t, v` sets CF when t < v or the pair is unordered, i.e. exactly
+                // when !(v <= t).
+                unsafe {
+                    std::arch::asm!(
+                        concat!($cmp, " {t}, {v}"),
+                        "cmovb {c:e}, {r:e}",
+                        t = in(xmm_reg) t,
+                        v = in(xmm_reg) v,
+                        r = in(reg) child[1],
+                        c = inout(reg) c,
+                        options(pure, nomem, nostack),
+                    );
+                }
+                c
+            }
         }
-        c
-    }
+    };
 }
-
-impl Prec for f64 {
-    #[inline(always)]
-    fn from_elem<E: Elem>(e: E) -> Self {
-        e.to_f64()
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn pick(v: Self, t: Self, child: [u32; 2]) -> u32 {
-        let mut c = child[0];
-        // SAFETY: as for f32, with `ucomisd` (SSE2, baseline x86-64).
-        unsafe {
-            std::arch::asm!(
-                "ucomisd {t}, {v}",
-                "cmovb {c:e}, {r:e}",
-                t = in(xmm_reg) t,
-                v = in(xmm_reg) v,
-                r = in(reg) child[1],
-                c = inout(reg) c,
-                options(pure, nomem, nostack),
-            );
-        }
-        c
-    }
-}
+prec!(f32, to_f32, "ucomiss");
+prec!(f64, to_f64, "ucomisd");
 
 /// One step of a walk: from node `i` (a byte offset into the record array) to its child for
 /// the row whose features start at `x[off]`.
@@ -164,39 +146,12 @@ impl<T: Prec, const DL: bool> Step for Fast<'_, T, DL> {
 
     #[inline(always)]
     fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32 {
-        debug_assert!(i as usize % Self::SIZE == 0 && (i as usize) < self.recs.len() * Self::SIZE);
-        // SAFETY: `i` is the byte offset of a laid-out record: a root (Step::id of a record
-        // index), the successor of an internal node (its left child is laid out right after
-        // it), a right child, or a leaf's own offset (a leaf compares against NaN and goes to
-        // itself either way). compile() built all of these inside `recs`, as multiples of
-        // size_of::<Rec<T>>() (Rec is repr(C), so records are that many bytes apart).
-        let n = unsafe {
-            &*self
-                .recs
-                .as_ptr()
-                .cast::<u8>()
-                .add(i as usize)
-                .cast::<Rec<T>>()
-        };
-        let j = off + n.feat as usize;
-        debug_assert!(j < x.len());
-        // SAFETY: the feature index of every record is below n_features (checked by compile;
-        // leaves hold 0), and callers pass `x` holding the row's n_features values from `off`:
-        // a row of at least n_features (predict_row) or a block of rows of width
-        // max(n_features, 1) with `off` a row start inside it (block_walk). With
-        // n_features = 0 every tree is a single leaf of depth 0 and no step runs.
-        let v = T::from_elem(unsafe { *x.get_unchecked(j) });
-        if DL {
-            debug_assert!(Self::index(i) < self.dl.len());
-            // SAFETY: `dl` has one entry per record (compile) and `i` is a record's offset.
-            let dl = unsafe { *self.dl.get_unchecked(Self::index(i)) };
-            let left = (v <= n.thr) | (v.is_nan() & dl);
-            // Branch-free: index the child pair with the outcome (the condition is
-            // data-dependent and unpredictable; a branch would mispredict half the time).
-            n.child[!left as usize]
-        } else {
-            T::pick(v, n.thr, n.child)
-        }
+        debug_assert!(off <= x.len());
+        // SAFETY: `i` is a record's offset (callers walk from roots); callers pass `x` holding
+        // the row's n_features values from `off`: a row of at least n_features (predict_row)
+        // or a block of rows of width max(n_features, 1) with `off` a row start inside it.
+        // With n_features = 0 every tree is a single leaf of depth 0 and no step runs.
+        unsafe { self.at(i, x.as_ptr().add(off)) }
     }
 
     /// As the default, with the row address advanced by pointer and four lanes per iteration
@@ -204,43 +159,62 @@ impl<T: Prec, const DL: bool> Step for Fast<'_, T, DL> {
     #[inline(always)]
     fn walk<E: Elem>(&self, lanes: &mut [u32], x: &[E], w: usize, depth: u32) {
         assert!(x.len() >= lanes.len() * w);
-        let base = self.recs.as_ptr().cast::<u8>();
-        let step = |i: u32, xr: *const E| -> u32 {
-            debug_assert!(i as usize % Self::SIZE == 0);
-            debug_assert!((i as usize) < self.recs.len() * Self::SIZE);
-            // SAFETY: as in `next`: `i` is a record's byte offset inside `recs`, and `xr`
-            // points to a row of `w >= n_features` values inside `x` (checked above) while the
-            // record's feature is below n_features.
-            unsafe {
-                let n = &*base.add(i as usize).cast::<Rec<T>>();
-                let v = T::from_elem(*xr.add(n.feat as usize));
-                if DL {
-                    let left = (v <= n.thr)
-                        | (v.is_nan() & *self.dl.get_unchecked(i as usize / Self::SIZE));
-                    n.child[!left as usize]
-                } else {
-                    T::pick(v, n.thr, n.child)
-                }
-            }
-        };
         for _ in 0..depth {
             let mut xr = x.as_ptr();
             let mut quads = lanes.chunks_exact_mut(4);
             for q in &mut quads {
-                // SAFETY: the four rows lie inside `x` (the assert above); the pointer moves
-                // at most one row past the last.
+                // SAFETY: the four rows lie inside `x` (the assert above; w >= n_features);
+                // the pointer moves at most one row past the last. Lanes hold record offsets.
                 unsafe {
-                    q[0] = step(q[0], xr);
-                    q[1] = step(q[1], xr.add(w));
-                    q[2] = step(q[2], xr.add(2 * w));
-                    q[3] = step(q[3], xr.add(3 * w));
+                    q[0] = self.at(q[0], xr);
+                    q[1] = self.at(q[1], xr.add(w));
+                    q[2] = self.at(q[2], xr.add(2 * w));
+                    q[3] = self.at(q[3], xr.add(3 * w));
                     xr = xr.add(4 * w);
                 }
             }
             for i in quads.into_remainder() {
-                *i = step(*i, xr);
                 // SAFETY: as above.
-                xr = unsafe { xr.add(w) };
+                unsafe {
+                    *i = self.at(*i, xr);
+                    xr = xr.add(w);
+                }
+            }
+        }
+    }
+}
+
+impl<T: Prec, const DL: bool> Fast<'_, T, DL> {
+    /// One step from record offset `i` for the row at `xr`.
+    ///
+    /// # Safety
+    /// `i` is the byte offset of a laid-out record: a root (Step::id of a record index), a
+    /// step's result (a child, or a leaf's own offset: a leaf compares against NaN and goes
+    /// to itself either way); compile() built all of these inside `recs`, as multiples of
+    /// size_of::<Rec<T>>() (Rec is repr(C)). `xr` points to at least n_features readable
+    /// values (every record's feature is below n_features, checked by compile; leaves hold 0).
+    #[inline(always)]
+    unsafe fn at<E: Elem>(&self, i: u32, xr: *const E) -> u32 {
+        debug_assert!(i as usize % <Self as Step>::SIZE == 0);
+        debug_assert!((i as usize) < self.recs.len() * <Self as Step>::SIZE);
+        // SAFETY: the contract above.
+        unsafe {
+            let n = &*self
+                .recs
+                .as_ptr()
+                .cast::<u8>()
+                .add(i as usize)
+                .cast::<Rec<T>>();
+            let v = T::from_elem(*xr.add(n.feat as usize));
+            if DL {
+                // `dl` has one entry per record (compile).
+                let dl = *self.dl.get_unchecked(i as usize / <Self as Step>::SIZE);
+                // Branch-free: index the child pair with the outcome (a branch would
+                // mispredict half the time).
+                let left = (v <= n.thr) | (v.is_nan() & dl);
+                n.child[!left as usize]
+            } else {
+                T::pick(v, n.thr, n.child)
             }
         }
     }

@@ -205,6 +205,22 @@ fn reference(s: &Soa, x: &[f64]) -> f64 {
     sum
 }
 
+/// `rows` random rows of NF values drawn from `pool` (one in `nan_rate` NaN; none when 0), as
+/// f32 and the same values widened to f64.
+fn inputs(rng: &mut Rng, pool: &[f64], rows: usize, nan_rate: u64) -> (Vec<f32>, Vec<f64>) {
+    let x32: Vec<f32> = (0..rows * NF)
+        .map(|_| {
+            if nan_rate > 0 && rng.below(nan_rate) == 0 {
+                f32::NAN
+            } else {
+                pool[rng.below(pool.len() as u64) as usize] as f32
+            }
+        })
+        .collect();
+    let x64 = x32.iter().map(|&v| v as f64).collect();
+    (x32, x64)
+}
+
 #[test]
 fn f32_records_and_nan_free_blocks_equal_the_f64_path() {
     let pool = pool();
@@ -215,16 +231,7 @@ fn f32_records_and_nan_free_blocks_equal_the_f64_path() {
         let rows = [1usize, 3, 4, 70, 600][seed as usize % 5];
         // Half the seeds have no NaN at all (the NaN-free step), the others a few.
         let nan_rate = if seed % 4 < 2 { 0 } else { 8 };
-        let x32: Vec<f32> = (0..rows * NF)
-            .map(|_| {
-                if nan_rate > 0 && rng.below(nan_rate) == 0 {
-                    f32::NAN
-                } else {
-                    pool[rng.below(pool.len() as u64) as usize] as f32
-                }
-            })
-            .collect();
-        let x64: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
+        let (x32, x64) = inputs(&mut rng, &pool, rows, nan_rate);
         let b32 = Batch::from_row_major_f32(&x32, rows, NF).unwrap();
         let b64 = Batch::from_row_major_f64(&x64, rows, NF).unwrap();
         assert!(b32
@@ -279,16 +286,7 @@ fn many_trees_of_varied_depth_equal_the_reference() {
         let mut rng = Rng(seed + 99);
         let rows = [1usize, 5, 64, 200, 13, 600][seed as usize % 6];
         let nan_rate = [0, 3, 10][seed as usize % 3];
-        let x32: Vec<f32> = (0..rows * NF)
-            .map(|_| {
-                if nan_rate > 0 && rng.below(nan_rate) == 0 {
-                    f32::NAN
-                } else {
-                    pool[rng.below(pool.len() as u64) as usize] as f32
-                }
-            })
-            .collect();
-        let x64: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
+        let (x32, x64) = inputs(&mut rng, &pool, rows, nan_rate);
         let b32 = Batch::from_row_major_f32(&x32, rows, NF).unwrap();
         let b64 = Batch::from_row_major_f64(&x64, rows, NF).unwrap();
         let mut s = ens.scratch();
