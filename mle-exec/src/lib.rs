@@ -6,7 +6,7 @@
 //! ([`Session::predict_row`]).
 //!
 //! ```
-//! use std::sync::Arc;
+//! use std::sync::{Arc, Mutex, PoisonError};
 //! use mle_exec::{Batch, ColumnData, Model, RunOptions, Session};
 //! use mle_format::*;
 //!
@@ -152,7 +152,7 @@ pub use error::ExecError;
 pub use plan::{MAX_PLAN_BYTES, PLAN_BYTES_PER_FILE_BYTE};
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use mle_format::{DType, Metadata, MleFile, ReadOptions};
 use rayon::prelude::*;
@@ -316,14 +316,6 @@ pub struct Session {
     pool: Option<(usize, rayon::ThreadPool)>,
 }
 
-/// The work of one thread in a batch run: a contiguous range of chunks.
-struct Job<'w, 'o> {
-    worker: &'w mut Worker,
-    row0: usize,
-    rows: usize,
-    outs: Vec<OutSlice<'o>>,
-}
-
 impl Session {
     /// A session for `model`.
     pub fn new(model: Arc<Model>) -> Session {
@@ -392,82 +384,63 @@ impl Session {
             0 => rayon::current_num_threads(),
             t => t,
         }
-        .max(1);
-        let per_group = n_chunks.div_ceil(threads.min(n_chunks));
-        let groups = n_chunks.div_ceil(per_group);
-        if opts.threads > 1 && groups > 1 && self.pool.as_ref().map(|p| p.0) != Some(threads) {
+        .clamp(1, n_chunks);
+        if opts.threads > 1 && threads > 1 && self.pool.as_ref().map(|p| p.0) != Some(threads) {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .map_err(|e| ExecError::Threads(e.to_string()))?;
             self.pool = Some((threads, pool));
         }
-        while self.workers.len() < groups {
+        while self.workers.len() < threads {
             self.workers.push(Worker::new(plan));
         }
-        // One job per group of chunks, each with its slice of every output.
-        let mut jobs: Vec<Job<'_, '_>> = self
-            .workers
+        // Every output cut at chunk boundaries, chunk by chunk: chunk `c` owns
+        // `slices[c * n_outs..(c + 1) * n_outs]`.
+        let n_outs = self.outputs.outputs.len();
+        let mut slices: Vec<OutSlice<'_>> = Vec::with_capacity(n_chunks * n_outs);
+        let mut cut: Vec<std::vec::IntoIter<OutSlice<'_>>> = self
+            .outputs
+            .outputs
             .iter_mut()
-            .take(groups)
-            .enumerate()
-            .map(|(g, worker)| {
-                let row0 = g * per_group * cr;
-                let rows = ((g + 1) * per_group * cr).min(n) - row0;
-                Job {
-                    worker,
-                    row0,
-                    rows,
-                    outs: Vec::with_capacity(plan.outputs.len()),
-                }
+            .map(|o| {
+                let w = o.info.width.max(1);
+                let v: Vec<OutSlice<'_>> = match &mut o.data {
+                    OutputData::F32(v) => v.chunks_mut(cr * w).map(OutSlice::F32).collect(),
+                    OutputData::F64(v) => v.chunks_mut(cr * w).map(OutSlice::F64).collect(),
+                    OutputData::I64(v) => v.chunks_mut(cr * w).map(OutSlice::I64).collect(),
+                };
+                v.into_iter()
             })
             .collect();
-        for o in &mut self.outputs.outputs {
-            let w = o.info.width.max(1);
-            macro_rules! split {
-                ($v:expr, $var:ident) => {{
-                    let mut rest = $v.as_mut_slice();
-                    for job in jobs.iter_mut() {
-                        let (head, tail) = rest.split_at_mut(job.rows * w);
-                        job.outs.push(OutSlice::$var(head));
-                        rest = tail;
-                    }
-                }};
-            }
-            match &mut o.data {
-                OutputData::F32(v) => split!(v, F32),
-                OutputData::F64(v) => split!(v, F64),
-                OutputData::I64(v) => split!(v, I64),
-            }
+        for _ in 0..n_chunks {
+            slices.extend(cut.iter_mut().filter_map(Iterator::next));
         }
-        let run = |job: Job<'_, '_>| {
-            let Job {
-                worker,
-                row0,
-                rows,
-                mut outs,
-            } = job;
-            let mut done = 0;
-            while done < rows {
-                let len = cr.min(rows - done);
-                exec::run_chunk(plan, worker, &Source::Batch(batch, row0 + done), len);
-                for (k, out) in outs.iter_mut().enumerate() {
-                    let dst = match out {
-                        OutSlice::F32(d) => OutSlice::F32(d),
-                        OutSlice::F64(d) => OutSlice::F64(d),
-                        OutSlice::I64(d) => OutSlice::I64(d),
-                    };
-                    exec::extract(plan, worker, k, len, dst, done);
-                }
-                done += len;
+        // Threads take chunks one at a time until none is left, so that a thread that runs
+        // slower (a busy core) does less of the work instead of holding up the batch.
+        let queue = Mutex::new(slices.chunks_mut(n_outs.max(1)).enumerate());
+        let run = |worker: &mut Worker| loop {
+            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+            let Some((c, outs)) = next else { break };
+            let row0 = c * cr;
+            let len = cr.min(n - row0);
+            exec::run_chunk(plan, worker, &Source::Batch(batch, row0), len);
+            for (k, out) in outs.iter_mut().enumerate() {
+                let dst = match out {
+                    OutSlice::F32(d) => OutSlice::F32(d),
+                    OutSlice::F64(d) => OutSlice::F64(d),
+                    OutSlice::I64(d) => OutSlice::I64(d),
+                };
+                exec::extract(plan, worker, k, len, dst, 0);
             }
         };
-        if jobs.len() == 1 {
-            jobs.into_iter().for_each(run);
+        let workers = &mut self.workers[..threads];
+        if let [worker] = workers {
+            run(worker);
         } else if let (true, Some((_, pool))) = (opts.threads > 1, &self.pool) {
-            pool.install(|| jobs.into_par_iter().for_each(run));
+            pool.install(|| workers.par_iter_mut().for_each(run));
         } else {
-            jobs.into_par_iter().for_each(run);
+            workers.par_iter_mut().for_each(run);
         }
         Ok(&self.outputs)
     }
