@@ -189,8 +189,8 @@ impl<T: Prec, const DL: bool> Fast<'_, T, DL> {
     ///
     /// # Safety
     /// `i` is the byte offset of a laid-out record: a root (Step::id of a record index), a
-    /// step's result (a child, or a leaf's own offset: a leaf compares against NaN and goes
-    /// to itself either way); compile() built all of these inside `recs`, as multiples of
+    /// step's result (a child, or a leaf's own offset: a leaf compares against NaN and takes
+    /// its right child, itself); compile() built all of these inside `recs`, as multiples of
     /// size_of::<Rec<T>>() (Rec is repr(C)). `xr` points to at least n_features readable
     /// values (every record's feature is below n_features, checked by compile; leaves hold 0).
     #[inline(always)]
@@ -543,14 +543,15 @@ fn block_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], n: usize, ou
 ///
 /// The eight node offsets stay in registers for the whole walk and the comparison is an
 /// integer one, so that a step is six instructions (feature, input, compare with the
-/// threshold in memory, right and left child, conditional move) with no load or store of the
-/// walk's state, and its dependency chain is two loads, a compare and a move: the scalar
-/// kernel's steps are issue-bound and an eight-lane walk is latency-bound.
+/// threshold in memory, right child, left child as the next record's offset, conditional move)
+/// of which four loads (the scalar kernel's steps are issue-bound; three load ports), with no
+/// load or store of the walk's state; its dependency chain is two loads, a compare and a move.
 ///
 /// # Safety
 /// Every `lanes[l]` is the byte offset of a record of `recs` (a root, or a step's result);
 /// every record's `feat` is `f * FM_STRIDE` for a feature `f`, and `xb + f * FM_STRIDE + 4 * l`
-/// (bytes) is a readable 4-byte value for every such `f` and `l < 8`.
+/// (bytes) is a readable 4-byte value for every such `f` and `l < 8`; an internal record's
+/// left child is the next record, and a leaf's threshold key is `i32::MIN` (compile's layout).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn walk8(recs: *const u8, xb: *const u32, lanes: &mut [u32; 8], depth: u32) {
@@ -559,7 +560,9 @@ unsafe fn walk8(recs: *const u8, xb: *const u32, lanes: &mut [u32; 8], depth: u3
     }
     let [mut n0, mut n1, mut n2, mut n3, mut n4, mut n5, mut n6, mut n7] = lanes.map(u64::from);
     // One lane's step: `t` = feature offset, then the input key, compared (signed) with the
-    // threshold key; `t` = right child, `n` = left child, then `n` = right when input > threshold.
+    // threshold key; `t` = right child, `n` = left child (the next record: `lea`, no load, and
+    // the flags kept), then `n` = right when input > threshold. A leaf's threshold key is below
+    // every input key, so it always takes its right child, itself.
     macro_rules! lane {
         ($n:literal, $d:literal) => {
             concat!(
@@ -575,11 +578,11 @@ unsafe fn walk8(recs: *const u8, xb: *const u32, lanes: &mut [u32; 8], depth: u3
                 "mov {t:e}, dword ptr [{r} + {",
                 $n,
                 "} + 12]\n",
-                "mov {",
+                "lea {",
                 $n,
-                ":e}, dword ptr [{r} + {",
+                ":e}, [{",
                 $n,
-                "} + 8]\n",
+                "} + {size}]\n",
                 "cmovg {",
                 $n,
                 ":e}, {t:e}\n",
@@ -607,6 +610,7 @@ unsafe fn walk8(recs: *const u8, xb: *const u32, lanes: &mut [u32; 8], depth: u3
             xb = in(reg) xb,
             d = inout(reg) depth => _,
             t = out(reg) _,
+            size = const std::mem::size_of::<Rec<f32>>(),
             n0 = inout(reg) n0,
             n1 = inout(reg) n1,
             n2 = inout(reg) n2,
