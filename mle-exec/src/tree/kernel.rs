@@ -689,8 +689,9 @@ fn gather_fm(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut
     nan
 }
 
-/// The block kernel over `n` (>= 8) rows gathered feature-major into `x`, with the records
-/// of `ens.fm`: as [`block_walk`], eight rows at a time by [`walk8`].
+/// The block kernel over `n` (>= 8, <= [`SUPER_ROWS`]) rows gathered feature-major into `x`,
+/// with the records of `ens.fm`: every tree in turn walks all the rows, eight at a time by
+/// [`walk8`].
 #[cfg(target_arch = "x86_64")]
 fn block_walk_fm(ens: &TreeEnsemble, x: &[u32], n: usize, out: &mut [f64]) {
     const SIZE: usize = std::mem::size_of::<Rec<f32>>();
@@ -699,39 +700,34 @@ fn block_walk_fm(ens: &TreeEnsemble, x: &[u32], n: usize, out: &mut [f64]) {
     out.fill(0.0);
     assert!(n <= SUPER_ROWS && x.len() >= ens.n_features * FM_ROWS);
     let recs = ens.fm.as_ptr().cast::<u8>();
-    let mut idx = [0u32; LANES];
-    for g in &ens.groups {
-        for lb in (0..n).step_by(LANES) {
-            let nl = LANES.min(n - lb);
-            let outb = &mut out[lb * nt..(lb + nl) * nt];
-            for k in g.clone() {
-                let root = ens.roots[k] * SIZE as u32;
-                for (c, l8) in idx[..nl.div_ceil(8) * 8].chunks_exact_mut(8).enumerate() {
-                    let mut lanes = [root; 8];
-                    // SAFETY: the root is a record's offset; `fm` holds feature offsets
-                    // `f * FM_STRIDE` with f < n_features (compile), and lane l reads
-                    // x[f * FM_ROWS + lb + 8c + l] with lb + 8c + l < SUPER_ROWS (lb and
-                    // the padding lanes stay within the block: SUPER_ROWS is a multiple of
-                    // LANES, LANES of 8), inside `x` (asserted above). Padding lanes read
-                    // stale rows of the scratch and are not used.
-                    unsafe {
-                        walk8(recs, x.as_ptr().add(lb + 8 * c), &mut lanes, ens.depth[k]);
-                    }
-                    l8.copy_from_slice(&lanes);
-                }
-                let lanes = &idx[..nl];
-                if ens.leaf_dim == 1 {
-                    let t = ens.target[k] as usize;
-                    for (o, &i) in outb.chunks_exact_mut(nt).zip(lanes) {
-                        o[t] += ens.leaf[i as usize / SIZE];
-                    }
-                } else {
-                    for (o, &i) in outb.chunks_exact_mut(nt).zip(lanes) {
-                        let i = i as usize / SIZE;
-                        for (a, &v) in o.iter_mut().zip(&ens.leaf[i * nt..(i + 1) * nt]) {
-                            *a += v;
-                        }
-                    }
+    // Leaf reached by each row (the rows rounded up to eight lanes).
+    let mut idx = [0u32; SUPER_ROWS];
+    let lanes = &mut idx[..n.div_ceil(8) * 8];
+    // Tree by tree over the whole block: a tree's records are read from L2 once per block and
+    // reused by every eight rows after (the block's keys, n_features × 2 KiB, stay in L2).
+    for k in 0..ens.roots.len() {
+        let root = ens.roots[k] * SIZE as u32;
+        for (c, l8) in lanes.chunks_exact_mut(8).enumerate() {
+            let mut walk = [root; 8];
+            // SAFETY: the root is a record's offset; `fm` holds feature offsets
+            // `f * FM_STRIDE` with f < n_features (compile), and lane l reads
+            // x[f * FM_ROWS + 8c + l] with 8c + l < SUPER_ROWS (SUPER_ROWS is a multiple of
+            // 8), inside `x` (asserted above). Padding lanes read stale rows of the scratch
+            // and are not used.
+            unsafe { walk8(recs, x.as_ptr().add(8 * c), &mut walk, ens.depth[k]) };
+            l8.copy_from_slice(&walk);
+        }
+        let lanes = &lanes[..n];
+        if ens.leaf_dim == 1 {
+            let t = ens.target[k] as usize;
+            for (o, &i) in out.chunks_exact_mut(nt).zip(lanes) {
+                o[t] += ens.leaf[i as usize / SIZE];
+            }
+        } else {
+            for (o, &i) in out.chunks_exact_mut(nt).zip(lanes) {
+                let i = i as usize / SIZE;
+                for (a, &v) in o.iter_mut().zip(&ens.leaf[i * nt..(i + 1) * nt]) {
+                    *a += v;
                 }
             }
         }
