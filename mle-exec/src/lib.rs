@@ -94,7 +94,7 @@
 //!
 //! ## Execution
 //!
-//! The batch path splits the rows into chunks of a fixed size (at most 512 rows, fixed per
+//! The batch path splits the rows into chunks of a fixed size (at most 496 rows, fixed per
 //! model), each run through the whole plan in a per-thread arena that is reused across calls.
 //! [`RunOptions::threads`] only decides which thread runs which chunk (threads take the next
 //! chunk from a shared queue, so a thread on a busier core does fewer), so results are

@@ -19,8 +19,11 @@ use crate::OutputInfo;
 
 /// Largest number of elements per row of one runtime value.
 pub(crate) const MAX_WIDTH: usize = 1 << 24;
-/// Rows per chunk of the batch path (at most).
-pub(crate) const CHUNK_ROWS: usize = 512;
+/// Rows per chunk of the batch path (at most). The arena holds a chunk feature-major, one
+/// feature every `chunk rows` values: 512 rows of f64 put a row's features 4 KiB apart, where
+/// the stores of the row-major → feature-major transpose alias the loads (4K aliasing) and
+/// share L1 sets. 496 = 31 × 16 keeps the GEMM's 16-row panels whole.
+pub(crate) const CHUNK_ROWS: usize = 496;
 /// Largest arena of one chunk, in bytes; wide models get shorter chunks.
 const MAX_CHUNK_BYTES: usize = 32 << 20;
 /// Memory a plan may ask for beyond what the file pays for: the bytes of one row (arena, tree
