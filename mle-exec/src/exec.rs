@@ -139,20 +139,29 @@ fn row_major<'a>(b: &Batch<'a>) -> Option<ColumnData<'a>> {
 }
 
 /// Rows `row0..row0 + n` of a row-major `[_, f]` matrix into feature-major `dst` (`f` rows of
-/// `n`), eight features per pass: each pass reads the chunk's rows in order and writes eight
-/// sequential streams (the arena's power-of-two row pitch would make 28 streams evict each
-/// other from L1).
+/// `n`), eight rows at a time: the eight rows (a few hundred bytes) stay in L1 while each
+/// feature gets eight consecutive values, one 64-byte store run per feature. (A pass per
+/// feature would read the whole chunk again for every feature; eight features per pass over
+/// all rows made eight store streams a row pitch apart, which alias the loads.)
 fn gather_rows<T: Real>(dst: &mut [T], data: ColumnData<'_>, row0: usize, f: usize, n: usize) {
     #[inline(always)]
     fn run<S: Copy, T>(dst: &mut [T], src: &[S], f: usize, n: usize, conv: impl Fn(S) -> T) {
         let src = &src[..n * f];
         let dst = &mut dst[..f * n];
-        for j0 in (0..f).step_by(8) {
-            let w = 8.min(f - j0);
-            for (r, row) in src.chunks_exact(f).enumerate() {
-                for (jj, &v) in row[j0..j0 + w].iter().enumerate() {
-                    dst[(j0 + jj) * n + r] = conv(v);
+        let mut blocks = src.chunks_exact(8 * f);
+        let mut r0 = 0;
+        for blk in &mut blocks {
+            let rows: [&[S]; 8] = std::array::from_fn(|k| &blk[k * f..(k + 1) * f]);
+            for (j, col) in dst.chunks_exact_mut(n).enumerate() {
+                for (o, row) in col[r0..r0 + 8].iter_mut().zip(&rows) {
+                    *o = conv(row[j]);
                 }
+            }
+            r0 += 8;
+        }
+        for (r, row) in blocks.remainder().chunks_exact(f).enumerate() {
+            for (col, &v) in dst.chunks_exact_mut(n).zip(row) {
+                col[r0 + r] = conv(v);
             }
         }
     }
