@@ -146,6 +146,9 @@ fn row_major<'a>(b: &Batch<'a>) -> Option<ColumnData<'a>> {
 fn gather_rows<T: Real>(dst: &mut [T], data: ColumnData<'_>, row0: usize, f: usize, n: usize) {
     #[inline(always)]
     fn run<S: Copy, T>(dst: &mut [T], src: &[S], f: usize, n: usize, conv: impl Fn(S) -> T) {
+        if f == 0 || n == 0 {
+            return;
+        }
         let src = &src[..n * f];
         let dst = &mut dst[..f * n];
         let mut blocks = src.chunks_exact(8 * f);

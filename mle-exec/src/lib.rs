@@ -6,7 +6,7 @@
 //! ([`Session::predict_row`]).
 //!
 //! ```
-//! use std::sync::{Arc, Mutex, PoisonError};
+//! use std::sync::Arc;
 //! use mle_exec::{Batch, ColumnData, Model, RunOptions, Session};
 //! use mle_format::*;
 //!
