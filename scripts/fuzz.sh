@@ -8,9 +8,17 @@
 #                         zeros and random values (predict_row) and a 3-row batch
 #   xgboost_json          any bytes -> mle_import::import_xgboost -> .mle -> compile -> one row
 #   lightgbm_text         any bytes -> mle_import::import_lightgbm -> .mle -> compile -> one row
+#   import_onnx           any bytes -> mle_import::onnx::import -> .mle -> compile -> rows and a batch
+#   import_catboost       any bytes -> mle_import::import_catboost -> .mle -> compile -> numeric and
+#                         string rows
+#   read_vocabulary       any bytes (CRCs repaired) -> MleFile -> input_features() -> every category
+#                         -> compile (Lookup index) -> typed rows and a string batch
+#   vocabulary_tensors    a valid model whose vocabulary tensors are replaced by input-derived
+#                         contents (framed with correct CRCs); open/refuse checked against the rules
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). On a stable toolchain the sanitizer flags are
 # enabled with RUSTC_BOOTSTRAP=1. Crashes land in fuzz/artifacts/TARGET/. Set
-# FUZZ_TARGET_DIR to build elsewhere than fuzz/target (e.g. one directory per user).
+# FUZZ_TARGET_DIR to build elsewhere than fuzz/target (e.g. one directory per user), and
+# FUZZ_RSS_LIMIT_MB to change libFuzzer's memory limit (default 2048).
 # One fuzzing process (no -jobs: with -jobs libFuzzer writes fuzz-N.log into the current
 # directory, which concurrent runs of different targets would share); its output, including the
 # final statistics (executions, `cov:` edges), goes to stderr.
@@ -39,6 +47,27 @@ if [ -z "$(ls -A "$corpus" 2>/dev/null)" ]; then
             done ;;
         lightgbm_text)
             for f in "$root"/tests/fixtures/lightgbm/*.txt; do cp "$f" "$corpus/"; done ;;
+        import_onnx)
+            # The ONNX fixtures (skl2onnx, onnxmltools, torch.onnx.export models).
+            for f in "$root"/mle-import/tests/fixtures/onnx/*.onnx; do cp "$f" "$corpus/"; done ;;
+        import_catboost)
+            # The CatBoost JSON fixtures (float, one-hot and CTR models).
+            for f in "$root"/mle-import/tests/fixtures/catboost/*.json; do
+                case "$f" in *.expected.json) ;; *) cp "$f" "$corpus/" ;; esac
+            done ;;
+        read_vocabulary)
+            # Files with string and integer vocabularies (plain, zstd, signed), and models
+            # whose Lookups compile.
+            MLE_FUZZ_SEEDS="$corpus" cargo test -p mle-format --test schema write_fuzz_seeds \
+                --manifest-path "$root/Cargo.toml" -- --ignored --exact
+            MLE_FUZZ_SEEDS="$corpus" cargo test -p mle-exec --test lookup write_fuzz_seeds \
+                --manifest-path "$root/Cargo.toml" -- --ignored --exact ;;
+        vocabulary_tensors)
+            # mode, categories, integers, then lengths / raw offsets and bytes.
+            printf '\x00\x03\x02\x01\xfe\x01\x02\x03abcdef' >"$corpus/seed-lengths"
+            printf '\x02\x02\x01\x07\x01\x02xy' >"$corpus/seed-long"
+            printf '\x01\x02\x00\x00\x00\x00\x00\x01\x00\x00\x00\x03\x00\x00\x00abc' \
+                >"$corpus/seed-offsets" ;;
     esac
 fi
 cd "$root/fuzz"
@@ -48,5 +77,5 @@ if [ -n "${FUZZ_TARGET_DIR:-}" ]; then tdir=(--target-dir "$FUZZ_TARGET_DIR"); f
 # Build at a moderate priority, fuzz at the lowest (the machine is shared).
 nice -n 10 cargo fuzz build "${tdir[@]}" "$target"
 exec nice -n 19 cargo fuzz run "${tdir[@]}" "$target" "$corpus" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \
+    -max_total_time="$seconds" -rss_limit_mb="${FUZZ_RSS_LIMIT_MB:-2048}" -max_len=65536 \
     -timeout=10 -print_final_stats=1

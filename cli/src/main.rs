@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Score a Parquet file: write its columns plus `prediction` (and `probabilities`).
     Score(commands::score::Args),
-    /// Run a SQL query with `mle_predict` / `mle_predict_proba` over Parquet files.
+    /// Run a SQL query with `mle_predict` / `mle_predict_proba` / `mle_score` over Parquet files.
     Sql(commands::sql::Args),
     /// Show a model's metadata, inputs, outputs and graph summary.
     Inspect(commands::inspect::Args),

@@ -5,15 +5,38 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use mle_exec::Model;
+use mle_arrow::cache::{CacheError, CachedModel, ModelCache};
+use mle_exec::ExecError;
 use mle_format::{FormatError, MleFile, PublicKey, ReadOptions};
 
-/// Loads and compiles a model, under `policy` when one is set (see [`TrustPolicy::open`]).
-pub fn load_model(path: &Path, policy: Option<&TrustPolicy>) -> Result<Arc<Model>> {
-    let file = open_model_file(path, policy)?;
-    let model =
-        Model::compile(file).with_context(|| format!("cannot load model {}", path.display()))?;
-    Ok(Arc::new(model))
+/// Loads and compiles a model through the shared cache (`mle-arrow`: regular files only, file
+/// identity checked), under `policy` when one is set (see [`TrustPolicy::load`]).
+pub fn load_model(path: &Path, policy: Option<&TrustPolicy>) -> Result<Arc<CachedModel>> {
+    match policy {
+        Some(p) => p.load(path).map(|(m, _)| m),
+        None => ModelCache::global()
+            .get(path, None)
+            .map_err(|e| cache_error(path, e)),
+    }
+}
+
+/// A cache error as the CLI reports it: `cannot load model PATH`, caused by what is wrong.
+fn cache_error(path: &Path, e: CacheError) -> anyhow::Error {
+    let context = format!("cannot load model {}", path.display());
+    match e {
+        CacheError::Load { source, .. } => anyhow::Error::new(*source).context(context),
+        CacheError::Io { source, .. } => anyhow::Error::new(source).context(context),
+        other => anyhow::Error::new(other).context(context),
+    }
+}
+
+/// The signature problem behind a cache error, if that is what it is.
+fn signature_error(e: &CacheError) -> Option<&FormatError> {
+    match e.load_error() {
+        Some(ExecError::Format(f @ FormatError::SignatureInvalid { .. }))
+        | Some(ExecError::Format(f @ FormatError::SignatureMissing { .. })) => Some(f),
+        _ => None,
+    }
 }
 
 /// Opens an input file for reading, naming it in the error.
@@ -202,6 +225,26 @@ impl TrustPolicy {
     /// index of the key that verified it. A file that is unsigned, signed by another key or
     /// modified after signing is refused with an error naming it and the policy.
     pub fn open(&self, path: &Path) -> Result<(MleFile, usize)> {
+        self.first_key(path, |key| {
+            let opts = ReadOptions {
+                public_key: Some(*key),
+            };
+            mle_arrow::open_model_file(path, &opts)
+        })
+    }
+
+    /// Loads and compiles `path` through the shared cache requiring a valid signature by one
+    /// of the keys; returns the model and the index of the key that verified it.
+    pub fn load(&self, path: &Path) -> Result<(Arc<CachedModel>, usize)> {
+        self.first_key(path, |key| ModelCache::global().get(path, Some(key)))
+    }
+
+    /// The result of `f` with the first key whose signature check passes.
+    fn first_key<T>(
+        &self,
+        path: &Path,
+        f: impl Fn(&PublicKey) -> Result<T, CacheError>,
+    ) -> Result<(T, usize)> {
         let refused = || {
             format!(
                 "refused model {}: a signature by a trusted key is required ({})",
@@ -211,34 +254,29 @@ impl TrustPolicy {
         };
         let mut last = None;
         for (i, (_, key)) in self.keys.iter().enumerate() {
-            let opts = ReadOptions {
-                public_key: Some(*key),
-            };
-            match MleFile::open(path, &opts) {
-                Ok(file) => return Ok((file, i)),
-                // Signed, but not by this key (or modified): try the next key.
-                Err(e @ FormatError::SignatureInvalid { .. }) => last = Some(e),
-                Err(e @ FormatError::SignatureMissing { .. }) => {
-                    return Err(anyhow::Error::new(e).context(refused()))
-                }
-                Err(e) => {
-                    return Err(anyhow::Error::new(e)
-                        .context(format!("cannot load model {}", path.display())))
-                }
+            match f(key) {
+                Ok(v) => return Ok((v, i)),
+                Err(e) => match signature_error(&e) {
+                    // Signed, but not by this key (or modified): try the next key.
+                    Some(FormatError::SignatureInvalid { .. }) => last = Some(e),
+                    Some(_) => return Err(cache_error(path, e).context(refused())),
+                    None => return Err(cache_error(path, e)),
+                },
             }
         }
         match last {
-            Some(e) => Err(anyhow::Error::new(e).context(refused())),
+            Some(e) => Err(cache_error(path, e).context(refused())),
             None => bail!("{}: the trust policy has no keys", path.display()),
         }
     }
 }
 
-/// Opens a model file, under `policy` when one is set.
+/// Opens a model file without compiling it (regular files only), under `policy` when one is
+/// set.
 pub fn open_model_file(path: &Path, policy: Option<&TrustPolicy>) -> Result<MleFile> {
     match policy {
         Some(p) => p.open(path).map(|(f, _)| f),
-        None => MleFile::open(path, &ReadOptions::default())
-            .with_context(|| format!("cannot load model {}", path.display())),
+        None => mle_arrow::open_model_file(path, &ReadOptions::default())
+            .map_err(|e| cache_error(path, e)),
     }
 }

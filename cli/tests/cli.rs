@@ -605,10 +605,18 @@ fn convert_failures() {
         &mle(&["convert", p(&junk), p(&out), "--from", "xgboost"]),
         &["cannot convert", "junk.json"],
     );
-    let o = mle(&["convert", "a", "b", "--from", "onnx"]);
+    fails(
+        &mle(&["convert", "missing.onnx", p(&out), "--from", "onnx"]),
+        &["cannot convert", "missing.onnx"],
+    );
+    fails(
+        &mle(&["convert", p(&junk), p(&out), "--from", "catboost"]),
+        &["cannot convert", "junk.json"],
+    );
+    let o = mle(&["convert", "a", "b", "--from", "tensorflow"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("invalid value 'onnx'"),
+        stderr(&o).contains("invalid value 'tensorflow'"),
         "{}",
         stderr(&o)
     );

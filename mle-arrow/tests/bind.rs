@@ -6,10 +6,10 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float32Array, Float64Array,
     Int32Array, Int64Array, StringArray, UInt8Array,
 };
-use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use mle_arrow::{columns_by_name, output_arrays, ArrowError, BoundColumns, OutputKind};
 use mle_exec::{ColumnData, Output, OutputData, OutputInfo, Outputs};
-use mle_format::{ClassLabels, DType, InputSchema, Metadata, OutputSchema, Task};
+use mle_format::{ClassLabels, DType, Metadata, Task};
 
 fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("f{i}")).collect()
@@ -134,25 +134,9 @@ fn columns_by_name_lists_every_missing_column() {
 }
 
 fn meta(task: Task, labels: Option<ClassLabels>) -> Metadata {
-    Metadata {
-        framework: "test".into(),
-        framework_version: String::new(),
-        model_type: "test".into(),
-        task,
-        input: InputSchema {
-            feature_names: names(2),
-            dtype: DType::F64,
-            shape: vec![-1, 2],
-        },
-        output: OutputSchema {
-            names: vec![],
-            dtypes: vec![],
-            class_labels: labels,
-        },
-        export_time: String::new(),
-        exporter_version: String::new(),
-        user: Default::default(),
-    }
+    let mut m = Metadata::new("test", "test", task, names(2), DType::F64, &[]);
+    m.output.class_labels = labels;
+    m
 }
 
 fn info(name: &str, dtype: DType, width: usize) -> OutputInfo {
@@ -248,9 +232,10 @@ fn classifier_maps_indices_through_string_and_integer_labels() {
     assert_eq!(p.data_type(), &kind.probabilities_type().unwrap());
     let list = p.as_fixed_size_list();
     assert_eq!(list.value_length(), 3);
+    // Probabilities are Float64 everywhere: the f32 output is widened exactly.
     assert_eq!(
-        list.value(1).as_primitive::<Float32Type>().values(),
-        &[0.8, 0.1, 0.1]
+        list.value(1).as_primitive::<Float64Type>().values(),
+        &[0.8f32 as f64, 0.1f32 as f64, 0.1f32 as f64]
     );
 
     let m = meta(Task::Multiclass, Some(ClassLabels::Int(vec![10, 20, 30])));
@@ -286,4 +271,63 @@ fn label_count_must_match_probability_columns() {
             .contains("2 class labels for 3 probability columns"),
         "{err}"
     );
+}
+
+#[test]
+fn a_one_row_column_is_broadcast_without_a_copy_and_other_lengths_are_refused() {
+    let lit = Float64Array::from(vec![0.25]);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
+        Arc::new(lit.clone()),
+    ];
+    let bound = BoundColumns::bind(&cols, &names(2), &names(2)).unwrap();
+    assert_eq!((bound.n_rows(), bound.borrowed_count()), (3, 2));
+    assert_eq!(
+        values(&bound),
+        vec![vec![1.0, 2.0, 3.0], vec![0.25, 0.25, 0.25]]
+    );
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
+        Arc::new(Float64Array::from(vec![1.0, 2.0])),
+    ];
+    let err = BoundColumns::bind(&cols, &names(2), &names(2)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "column \"f1\" has 2 rows but the batch has 3"
+    );
+}
+
+#[test]
+fn probabilities_are_float64_even_when_the_graph_computes_in_f32() {
+    let (infos, o) = classifier_outputs(vec![1], vec![0.25, 0.5, 0.25]);
+    let m = meta(Task::Multiclass, None);
+    let kind = OutputKind::of(&m, &infos).unwrap();
+    let want = DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float64, false)), 3);
+    assert_eq!(kind.probabilities_type(), Some(want.clone()));
+    let arr = output_arrays(&kind, &m, &o).unwrap();
+    assert_eq!(arr.probabilities.unwrap().data_type(), &want);
+    assert_eq!(arr.prediction.as_primitive::<Int64Type>().values(), &[1]);
+}
+
+#[test]
+fn a_classifier_without_probabilities_still_predicts_labels() {
+    let infos = vec![info("label", DType::I64, 0)];
+    let m = meta(
+        Task::Binary,
+        Some(ClassLabels::Str(vec!["no".into(), "yes".into()])),
+    );
+    let kind = OutputKind::of(&m, &infos).unwrap();
+    assert!(kind.is_classifier() && !kind.has_probabilities());
+    assert_eq!(kind.probabilities_type(), None);
+    let o = Outputs {
+        outputs: vec![Output {
+            info: infos[0].clone(),
+            data: OutputData::I64(vec![1, 0]),
+        }],
+        n_rows: 2,
+    };
+    let arr = output_arrays(&kind, &m, &o).unwrap();
+    let labels = arr.prediction.as_string::<i32>();
+    assert_eq!((labels.value(0), labels.value(1)), ("yes", "no"));
+    assert!(arr.probabilities.is_none());
 }

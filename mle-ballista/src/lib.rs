@@ -17,8 +17,8 @@
 //! The model path in `mle_predict('path', ...)` is read by three processes: the client and the
 //! scheduler open it while planning (the UDF's return type depends on the model, and that type
 //! travels in the physical plan), and every executor opens it when its first task calls the
-//! UDF (then keeps the compiled model in its process-wide cache, reloading it when the file
-//! changes). The path must therefore name the same file on every machine: an absolute path on
+//! UDF (then keeps the compiled model in `mle-arrow`'s process-wide model cache, the one every
+//! front end uses, reloading it when the file changes; only regular files are opened). The path must therefore name the same file on every machine: an absolute path on
 //! a shared filesystem (NFS, a synchronised directory, a container volume). Relative paths
 //! resolve against each process's own working directory.
 //!

@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Sc
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use mle_format::WriteOptions;
+use mle_testkit::Rng;
 
 /// Cluster tests start several processes each: one cluster at a time (the machine may have
 /// few cores). An async mutex: the guard is held across the test's awaits.
@@ -49,21 +50,6 @@ fn import_fixture(name: &str, dir: &Path, signing_key: Option<mle_format::Secret
         )
         .unwrap();
     out
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// Writes `files` Parquet files of `rows` rows each: `id` (unique), `f0`..`f9` (floats in

@@ -15,44 +15,26 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mle_exec::{Batch, ColumnData, Model, RunOptions, Session};
 use mle_format::*;
+use mle_testkit::Rng;
 
 const F: usize = 28;
 const H: usize = 256;
 
-struct Rng(u64);
-impl Rng {
-    fn f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let u = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
-        u as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.f32() * scale).collect()
-    }
+/// `n` values uniform in `[-scale, scale)` (f32).
+fn scaled(r: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| r.signed_f32() * scale).collect()
 }
 
 fn meta(outputs: &[ValueInfo], dtype: DType) -> Metadata {
-    Metadata {
-        framework: "bench".into(),
-        framework_version: String::new(),
-        model_type: "bench".into(),
-        task: Task::Binary,
-        input: InputSchema {
-            feature_names: (0..F).map(|i| format!("f{i}")).collect(),
-            dtype,
-            shape: vec![-1, F as i64],
-        },
-        output: OutputSchema {
-            names: outputs.iter().map(|o| o.name.clone()).collect(),
-            dtypes: outputs.iter().map(|o| o.dtype).collect(),
-            class_labels: None,
-        },
-        export_time: String::new(),
-        exporter_version: String::new(),
-        user: Default::default(),
-    }
+    let outs: Vec<(&str, DType)> = outputs.iter().map(|o| (o.name.as_str(), o.dtype)).collect();
+    Metadata::new(
+        "bench",
+        "bench",
+        Task::Binary,
+        (0..F).map(|i| format!("f{i}")).collect(),
+        dtype,
+        &outs,
+    )
 }
 
 fn vi(name: &str, dtype: DType, shape: &[i64]) -> ValueInfo {
@@ -75,12 +57,12 @@ struct Mlp {
 fn mlp_weights() -> Mlp {
     let mut r = Rng(42);
     Mlp {
-        w1: r.vec(H * F, 0.2),
-        b1: r.vec(H, 0.1),
-        w2: r.vec(H * H, 0.06),
-        b2: r.vec(H, 0.1),
-        w3: r.vec(2 * H, 0.06),
-        b3: r.vec(2, 0.1),
+        w1: scaled(&mut r, H * F, 0.2),
+        b1: scaled(&mut r, H, 0.1),
+        w2: scaled(&mut r, H * H, 0.06),
+        b2: scaled(&mut r, H, 0.1),
+        w3: scaled(&mut r, 2 * H, 0.06),
+        b3: scaled(&mut r, 2, 0.1),
     }
 }
 
@@ -157,11 +139,11 @@ fn linear_model() -> Arc<Model> {
     let mut b = ModelBuilder::new(meta(&outs, DType::F64));
     let mut r = Rng(7);
     let f64s = |v: Vec<f32>| v.into_iter().map(|x| x as f64).collect::<Vec<f64>>();
-    b.add_tensor("offset", &[F as u64], &f64s(r.vec(F, 1.0)))
+    b.add_tensor("offset", &[F as u64], &f64s(scaled(&mut r, F, 1.0)))
         .unwrap();
-    b.add_tensor("scale", &[F as u64], &f64s(r.vec(F, 1.0)))
+    b.add_tensor("scale", &[F as u64], &f64s(scaled(&mut r, F, 1.0)))
         .unwrap();
-    b.add_tensor("coef", &[1, F as u64], &f64s(r.vec(F, 1.0)))
+    b.add_tensor("coef", &[1, F as u64], &f64s(scaled(&mut r, F, 1.0)))
         .unwrap();
     b.add_tensor("intercept", &[1], &[0.1f64]).unwrap();
     let t = |s: &str| Attr::Tensor(s.into());
@@ -193,7 +175,7 @@ fn linear_model() -> Arc<Model> {
 
 fn columns(n: usize) -> (Vec<Vec<f32>>, Vec<Vec<f64>>) {
     let mut r = Rng(3);
-    let c32: Vec<Vec<f32>> = (0..F).map(|_| r.vec(n, 2.0)).collect();
+    let c32: Vec<Vec<f32>> = (0..F).map(|_| scaled(&mut r, n, 2.0)).collect();
     let c64 = c32
         .iter()
         .map(|c| c.iter().map(|&v| v as f64).collect())

@@ -14,127 +14,24 @@ use std::time::Duration;
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use mle_exec::tree::TreeEnsemble;
 use mle_exec::Batch;
-use mle_format::{
-    Attr, DType, InputSchema, Metadata, MleFile, ModelBuilder, Node, OutputSchema, ReadOptions,
-    Task, WriteOptions,
-};
+use mle_format::tree::TreeEnsembleSpec;
+use mle_format::{DType, MleFile, ReadOptions, WriteOptions};
+use mle_testkit::Rng;
 use rayon::prelude::*;
 
 const N_FEATURES: usize = 28;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Roughly normal (sum of uniforms).
-    fn normal(&mut self) -> f64 {
-        (0..4).map(|_| self.unit()).sum::<f64>() * 1.7 - 3.4
-    }
-}
-
 /// The SoA arrays of docs/OPS.md, as the naive traversal reads them.
-struct Soa {
-    roots: Vec<u32>,
-    feature: Vec<i32>,
-    threshold: Vec<f64>,
-    left: Vec<u32>,
-    right: Vec<u32>,
-    flags: Vec<u8>,
-    leaf: Vec<f64>,
-}
+type Soa = TreeEnsembleSpec;
 
 fn random_forest(n_trees: usize, depth: u32, seed: u64) -> Soa {
-    let mut rng = Rng(seed);
-    let mut s = Soa {
-        roots: vec![],
-        feature: vec![],
-        threshold: vec![],
-        left: vec![],
-        right: vec![],
-        flags: vec![],
-        leaf: vec![],
-    };
-    fn build(s: &mut Soa, rng: &mut Rng, d: u32, depth: u32) -> u32 {
-        let me = s.feature.len() as u32;
-        s.feature.push((rng.next() % N_FEATURES as u64) as i32);
-        // f32-valued thresholds, as XGBoost stores them.
-        s.threshold.push(rng.normal() as f32 as f64);
-        s.left.push(0);
-        s.right.push(0);
-        s.leaf.push(rng.unit() - 0.5);
-        if d == depth {
-            s.flags.push(1);
-            return me;
-        }
-        s.flags.push(if rng.next() % 2 == 0 { 2 } else { 0 });
-        let l = build(s, rng, d + 1, depth);
-        let r = build(s, rng, d + 1, depth);
-        s.left[me as usize] = l;
-        s.right[me as usize] = r;
-        me
-    }
-    for _ in 0..n_trees {
-        let root = build(&mut s, &mut rng, 0, depth);
-        s.roots.push(root);
-    }
-    s
+    mle_testkit::tree::random_full_forest(&mut Rng(seed), n_trees, depth, N_FEATURES)
 }
 
 fn compile(s: &Soa) -> TreeEnsemble {
-    let meta = Metadata {
-        framework: "bench".into(),
-        framework_version: String::new(),
-        model_type: "TreeEnsemble".into(),
-        task: Task::Regression,
-        input: InputSchema {
-            feature_names: (0..N_FEATURES).map(|i| format!("f{i}")).collect(),
-            dtype: DType::F32,
-            shape: vec![-1, N_FEATURES as i64],
-        },
-        output: OutputSchema {
-            names: vec!["prediction".into()],
-            dtypes: vec![DType::F64],
-            class_labels: None,
-        },
-        export_time: String::new(),
-        exporter_version: String::new(),
-        user: Default::default(),
-    };
-    let mut b = ModelBuilder::new(meta);
-    let n = s.feature.len() as u64;
-    b.add_tensor("roots", &[s.roots.len() as u64], &s.roots)
+    let bytes = mle_testkit::tree::builder_with(s, N_FEATURES, DType::F32, |_| {})
+        .to_bytes(&WriteOptions::default())
         .unwrap();
-    b.add_tensor("feature", &[n], &s.feature).unwrap();
-    b.add_tensor("threshold", &[n], &s.threshold).unwrap();
-    b.add_tensor("left", &[n], &s.left).unwrap();
-    b.add_tensor("right", &[n], &s.right).unwrap();
-    b.add_tensor("flags", &[n], &s.flags).unwrap();
-    b.add_tensor("leaf_values", &[n], &s.leaf).unwrap();
-    let t = |x: &str| Attr::Tensor(x.into());
-    b.push_node(
-        Node::new("trees", "TreeEnsemble", &["X"], &["prediction"])
-            .with("n_targets", Attr::Int(1))
-            .with("leaf_dim", Attr::Int(1))
-            .with("tree_roots", t("roots"))
-            .with("feature", t("feature"))
-            .with("threshold", t("threshold"))
-            .with("left", t("left"))
-            .with("right", t("right"))
-            .with("flags", t("flags"))
-            .with("leaf_values", t("leaf_values"))
-            .with("comparison", Attr::Str("lt".into()))
-            .with("input_precision", Attr::Str("f32".into()))
-            .with("aggregate", Attr::Str("sum".into())),
-    );
-    let bytes = b.to_bytes(&WriteOptions::default()).unwrap();
     let file = MleFile::from_bytes(&bytes, "bench.mle", &ReadOptions::default()).unwrap();
     let node = file.graph().nodes[0].clone();
     TreeEnsemble::compile(&node, &file, N_FEATURES).unwrap()
@@ -158,7 +55,7 @@ fn naive(s: &Soa, x: &[f32], out: &mut [f64]) {
     for (row, o) in x.chunks_exact(N_FEATURES).zip(out.iter_mut()) {
         let mut sum = 0.0;
         for &r in &s.roots {
-            sum += s.leaf[naive_leaf(s, r as usize, row)];
+            sum += s.leaf_values[naive_leaf(s, r as usize, row)];
         }
         *o = sum;
     }
@@ -168,7 +65,7 @@ fn inputs(rows: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
     (0..rows * N_FEATURES)
         .map(|_| {
-            if rng.next() % 50 == 0 {
+            if rng.next_u64() % 50 == 0 {
                 f32::NAN
             } else {
                 rng.normal() as f32

@@ -33,6 +33,14 @@ pub enum ExecError {
     /// The input does not fit the model (width, dtype, lengths).
     #[error("invalid input: {0}")]
     Input(String),
+    /// The model cannot be explained (or its leaves indexed): names the model and why.
+    #[error("{model}: cannot explain: {reason}")]
+    NotExplainable {
+        /// Model file name.
+        model: String,
+        /// Why.
+        reason: crate::explain::Unexplainable,
+    },
     /// A thread pool for the requested number of threads could not be created.
     #[error("cannot create a thread pool: {0}")]
     Threads(String),

@@ -1,13 +1,15 @@
 //! Running a plan over one chunk of rows: gathering the input into the arena, the steps, and
 //! writing outputs row-major.
 
+use std::marker::PhantomData;
+
 use mle_format::DType;
 
 use crate::batch::{Batch, Column, ColumnData};
 use crate::kernels as k;
-use crate::plan::{Kernel, Operand, Plan, ValueId};
+use crate::plan::{Kernel, Operand, Plan, Step, ValueId};
 use crate::real::Real;
-use crate::tree::TreeScratch;
+use crate::tree::{TreeEnsemble, TreeScratch};
 
 /// Per-thread state: the arena (reused across calls) and the tree kernels' scratch.
 pub(crate) struct Worker {
@@ -61,42 +63,189 @@ pub(crate) enum OutSlice<'a> {
     I64(&'a mut [i64]),
 }
 
-/// Typed views of arena regions. Regions of buffers live at the same step never overlap (the
-/// memory planner's invariant), so a step's output view never aliases its input views.
-struct Mem {
+/// An element type of arena values, tied to its dtype (checked by every view).
+pub(crate) trait Elt: Copy + 'static {
+    /// The dtype of values of this element type.
+    const DTYPE: DType;
+}
+
+impl Elt for f32 {
+    const DTYPE: DType = DType::F32;
+}
+
+impl Elt for f64 {
+    const DTYPE: DType = DType::F64;
+}
+
+impl Elt for i64 {
+    const DTYPE: DType = DType::I64;
+}
+
+/// Typed views of the arena regions of one chunk of `n` rows.
+///
+/// Every view checks (hard asserts) that it lies inside the arena and that its element type is
+/// the value's dtype. What the type system cannot see is exclusivity, the contract of the
+/// `unsafe` view functions, which every step meets by construction (**the planner invariant**):
+/// buffers live at the same step never share bytes (the memory planner places them apart), and
+/// a step's inputs, output and scratch are all live at that step; so a step's output and
+/// scratch are disjoint from its inputs and from each other. Inputs are read-only views (two
+/// inputs may be the same value, `Add(x, x)`), only the output and the scratch are `&mut`;
+/// [`Mem::assert_disjoint`] checks the invariant for every step in debug builds.
+struct Mem<'a> {
     base: *mut u8,
     n: usize,
     len_bytes: usize,
+    _arena: PhantomData<&'a mut [u64]>,
 }
 
-impl Mem {
-    /// The region of value `v` as `&mut [T]`.
-    ///
-    /// # Safety
-    /// `T` must be the value's dtype, and no other live reference may overlap the region.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn val<'m, T>(&self, plan: &Plan, v: ValueId) -> &'m mut [T] {
+impl<'a> Mem<'a> {
+    /// Views of `arena` for chunks of `n` rows; every view lives at most as long as the borrow.
+    fn new(arena: &'a mut [u64], n: usize) -> Mem<'a> {
+        Mem {
+            base: arena.as_mut_ptr().cast::<u8>(),
+            n,
+            len_bytes: std::mem::size_of_val(arena),
+            _arena: PhantomData,
+        }
+    }
+
+    /// Byte offset and element count of value `v` as `T`, checked against the arena and the
+    /// value's dtype.
+    #[inline(always)]
+    fn region<T: Elt>(&self, plan: &Plan, v: ValueId) -> (usize, usize) {
         let val = &plan.values[v];
+        assert!(
+            val.dtype == T::DTYPE,
+            "view of a {} value as {}",
+            val.dtype,
+            T::DTYPE
+        );
         let off = plan.buf_off[val.buf].unwrap_or(0) * self.n;
         let len = val.width * self.n;
-        debug_assert_eq!(std::mem::size_of::<T>(), val.dtype.size());
         assert!(off + len * std::mem::size_of::<T>() <= self.len_bytes);
-        // SAFETY: in bounds (asserted), 8-byte aligned (offsets are multiples of 8), and the
-        // caller guarantees the dtype and exclusivity.
+        (off, len)
+    }
+
+    /// The region of value `v`, read-only.
+    ///
+    /// # Safety
+    /// No `&mut` view overlapping the region is live while the returned slice is.
+    #[inline(always)]
+    unsafe fn input<T: Elt>(&self, plan: &Plan, v: ValueId) -> &'a [T] {
+        let (off, len) = self.region::<T>(plan, v);
+        // SAFETY: in bounds and of the value's dtype (checked by `region`), 8-byte aligned
+        // (offsets are multiples of 8 bytes per row); the caller guarantees no overlapping
+        // `&mut` view is live.
+        unsafe { std::slice::from_raw_parts(self.base.add(off).cast::<T>(), len) }
+    }
+
+    /// The region of value `v`, writable.
+    ///
+    /// # Safety
+    /// No other view overlapping the region is live while the returned slice is.
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    unsafe fn output<T: Elt>(&self, plan: &Plan, v: ValueId) -> &'a mut [T] {
+        let (off, len) = self.region::<T>(plan, v);
+        // SAFETY: as in `input`; the caller guarantees exclusivity.
         unsafe { std::slice::from_raw_parts_mut(self.base.add(off).cast::<T>(), len) }
+    }
+
+    /// A step's first input (read-only) and its output (writable).
+    ///
+    /// # Safety
+    /// The planner invariant: the output region is disjoint from the input's (see [`Mem`]),
+    /// and no other `&mut` view of either is live.
+    #[inline(always)]
+    unsafe fn io<I: Elt, O: Elt>(&self, plan: &Plan, step: &Step) -> (&'a [I], &'a mut [O]) {
+        let in0 = first_input(step);
+        // SAFETY: the caller's contract (disjoint regions, no other `&mut` view).
+        unsafe { (self.input(plan, in0), self.output(plan, step.output)) }
     }
 
     /// A step's scratch region of `len` elements of `T`.
     ///
     /// # Safety
-    /// As [`Mem::val`].
+    /// The planner invariant (the scratch is disjoint from the step's inputs and output), and
+    /// no other view of the scratch is live.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn scratch<'m, T>(&self, plan: &Plan, buf: usize, len: usize) -> &'m mut [T] {
+    #[inline(always)]
+    unsafe fn scratch<T: Elt>(&self, plan: &Plan, step: &Step, len: usize) -> &'a mut [T] {
+        let buf = step.scratch.unwrap_or(0);
         let off = plan.buf_off[buf].unwrap_or(0) * self.n;
+        assert!(len * std::mem::size_of::<T>() <= plan.buf_size[buf] * self.n);
         assert!(off + len * std::mem::size_of::<T>() <= self.len_bytes);
-        // SAFETY: as above.
+        // SAFETY: in bounds of the arena and of the scratch buffer (asserted), 8-byte aligned;
+        // the caller guarantees exclusivity.
         unsafe { std::slice::from_raw_parts_mut(self.base.add(off).cast::<T>(), len) }
     }
+
+    /// Checks the planner invariant for `step`: its output's and scratch's regions overlap
+    /// none of its inputs' regions nor each other (regions of whole buffers; inputs read
+    /// straight from the batch, not from the arena, are skipped).
+    #[cfg(debug_assertions)]
+    fn assert_disjoint(&self, plan: &Plan, step: &Step) {
+        let region =
+            |buf: usize| plan.buf_off[buf].map(|o| o * self.n..(o + plan.buf_size[buf]) * self.n);
+        let overlap = |a: &std::ops::Range<usize>, b: &std::ops::Range<usize>| {
+            !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end
+        };
+        let from_input = matches!(
+            step.kernel,
+            Kernel::Tree {
+                from_input: true,
+                ..
+            }
+        );
+        let ins = step
+            .inputs
+            .iter()
+            .filter(|&&v| !(from_input && v == plan.x))
+            .filter_map(|&v| region(plan.values[v].buf));
+        // Allocation-free (the single-row path allocates nothing, in debug builds too).
+        let out = region(plan.values[step.output].buf);
+        let scratch = step.scratch.and_then(region);
+        for w in out.iter().chain(&scratch) {
+            for r in ins.clone() {
+                assert!(
+                    !overlap(w, &r),
+                    "step {}: the writable region {w:?} overlaps the input region {r:?}",
+                    step.node
+                );
+            }
+        }
+        if let (Some(o), Some(s)) = (&out, &scratch) {
+            assert!(
+                !overlap(o, s),
+                "step {}: the output region {o:?} overlaps the scratch region {s:?}",
+                step.node
+            );
+        }
+    }
+}
+
+/// A step's first input. Every lowering gives a step at least one input; checked, because an
+/// input defaulting to the output would alias it.
+#[inline(always)]
+fn first_input(step: &Step) -> ValueId {
+    match step.inputs.first() {
+        Some(&v) => v,
+        None => panic!("step {} has no input", step.node),
+    }
+}
+
+/// Evaluates `$body` with `$T` the element type of float dtype `$dt` (`f32`, else `f64`): one
+/// body, monomorphized for each precision.
+macro_rules! with_float {
+    ($dt:expr, $T:ident => $body:expr) => {
+        if $dt == DType::F32 {
+            type $T = f32;
+            $body
+        } else {
+            type $T = f64;
+            $body
+        }
+    };
 }
 
 fn gather<T: Real>(dst: &mut [T], src: &Source<'_, '_>, j: usize, n: usize) {
@@ -113,6 +262,9 @@ fn gather<T: Real>(dst: &mut [T], src: &Source<'_, '_>, j: usize, n: usize) {
                     copy_strided(dst, &d[start..], stride, n, |v| T::from_f64(v as f64))
                 }
                 ColumnData::F64(d) => copy_strided(dst, &d[start..], stride, n, T::from_f64),
+                // Never reached: the lookup stage replaces string columns by their codes, and
+                // a string column for a feature without a Lookup is refused before.
+                ColumnData::Str(_) | ColumnData::Dict(_) => dst[..n].fill(T::from_f64(f64::NAN)),
             }
         }
         Source::RowF64(r) => dst[0] = T::from_f64(r[j]),
@@ -171,6 +323,8 @@ fn gather_rows<T: Real>(dst: &mut [T], data: ColumnData<'_>, row0: usize, f: usi
     match data {
         ColumnData::F32(d) => run(dst, &d[row0 * f..], f, n, |v| T::from_f64(v as f64)),
         ColumnData::F64(d) => run(dst, &d[row0 * f..], f, n, T::from_f64),
+        // `row_major` returns numeric data only.
+        ColumnData::Str(_) | ColumnData::Dict(_) => dst[..f * n].fill(T::from_f64(f64::NAN)),
     }
 }
 
@@ -195,328 +349,312 @@ fn copy_strided<S: Copy, T>(dst: &mut [T], src: &[S], stride: usize, n: usize, f
 /// Runs every step of `plan` over `n` rows of `src`, leaving the outputs in the arena.
 pub(crate) fn run_chunk(plan: &Plan, w: &mut Worker, src: &Source<'_, '_>, n: usize) {
     w.ensure(plan, n);
-    let mem = Mem {
-        base: w.arena.as_mut_ptr().cast::<u8>(),
-        n,
-        len_bytes: w.arena.len() * 8,
-    };
-    let row_major = match *src {
-        Source::Batch(b, row0) if plan.gather_x && plan.n_features > 1 => {
-            row_major(b).map(|d| (d, row0))
+    let mem = Mem::new(&mut w.arena, n);
+    gather_x(plan, &mem, src, n);
+    for step in &plan.steps {
+        #[cfg(debug_assertions)]
+        mem.assert_disjoint(plan, step);
+        match &step.kernel {
+            Kernel::Tree {
+                ens,
+                slot,
+                from_input,
+            } => {
+                let scratch = &mut w.trees[*slot];
+                tree_step(
+                    plan,
+                    &mem,
+                    step,
+                    ens,
+                    scratch,
+                    &mut w.tree_tmp,
+                    *from_input,
+                    src,
+                    n,
+                )
+            }
+            kernel => run_step(plan, &mem, step, kernel, n),
         }
-        _ => None,
-    };
-    if let Some((data, row0)) = row_major {
-        let (x, f) = (plan.x, plan.n_features);
-        // SAFETY: X's dtype is checked; only this view is live.
-        unsafe {
-            match plan.values[x].dtype {
-                DType::F32 => gather_rows(mem.val::<f32>(plan, x), data, row0, f, n),
-                _ => gather_rows(mem.val::<f64>(plan, x), data, row0, f, n),
+    }
+}
+
+/// Copies the rows of `src` into the graph input's region (when some step reads it there).
+fn gather_x(plan: &Plan, mem: &Mem<'_>, src: &Source<'_, '_>, n: usize) {
+    if !plan.gather_x {
+        return;
+    }
+    let (x, f) = (plan.x, plan.n_features);
+    let xdt = plan.values[x].dtype;
+    match *src {
+        Source::Batch(b, row0) if f > 1 => {
+            if let Some(data) = row_major(b) {
+                with_float!(xdt, T => {
+                    // SAFETY: the only view of the arena while it is live.
+                    let dst = unsafe { mem.output::<T>(plan, x) };
+                    gather_rows(dst, data, row0, f, n)
+                });
+                return;
             }
         }
-    } else if plan.gather_x {
-        let x = plan.x;
-        for j in 0..plan.n_features {
-            // SAFETY: X's dtype is checked; only this view is live.
-            unsafe {
-                match plan.values[x].dtype {
-                    DType::F32 => gather(&mut mem.val::<f32>(plan, x)[j * n..], src, j, n),
-                    _ => gather(&mut mem.val::<f64>(plan, x)[j * n..], src, j, n),
+        _ => {}
+    }
+    with_float!(xdt, T => {
+        // SAFETY: the only view of the arena while it is live.
+        let dst = unsafe { mem.output::<T>(plan, x) };
+        for j in 0..f {
+            gather(&mut dst[j * n..], src, j, n);
+        }
+    })
+}
+
+/// Runs one step other than a tree step.
+fn run_step(plan: &Plan, mem: &Mem<'_>, step: &Step, kernel: &Kernel, n: usize) {
+    let odt = plan.values[step.output].dtype;
+    let in0 = step.inputs.first().copied().unwrap_or(step.output);
+    let idt = plan.values[in0].dtype;
+    match kernel {
+        Kernel::DenseF32(d) => {
+            // SAFETY: the planner invariant (output disjoint from the input); dtypes checked.
+            let (x, y) = unsafe { mem.io::<f32, f32>(plan, step) };
+            k::dense_f32(d, x, y, n)
+        }
+        Kernel::DenseF64(d) => {
+            // SAFETY: as above.
+            let (x, y) = unsafe { mem.io::<f64, f64>(plan, step) };
+            k::dense(d, x, y, n)
+        }
+        Kernel::Binary { op, b, map, .. } => with_float!(odt, T => {
+            // SAFETY: the planner invariant; both inputs are read-only views (they may be the
+            // same value), only the output is writable.
+            let (a, y) = unsafe { mem.io::<T, T>(plan, step) };
+            let b = match b {
+                // SAFETY: as above (an input, read-only).
+                Operand::Value(v) => Ok(unsafe { mem.input::<T>(plan, *v) }),
+                Operand::Const(c) => Err(c.as_slice()),
+            };
+            k::binary(*op, a, b, map, y, n)
+        }),
+        Kernel::Unary(act) => with_float!(odt, T => {
+            // SAFETY: the planner invariant (output disjoint from the input); dtypes checked.
+            let (x, y) = unsafe { mem.io::<T, T>(plan, step) };
+            k::unary(*act, x, y)
+        }),
+        Kernel::Softmax {
+            outer,
+            len,
+            inner,
+            log,
+        } => with_float!(odt, T => {
+            // SAFETY: the planner invariant (input, output and scratch pairwise disjoint).
+            let ((x, y), sc) =
+                unsafe { (mem.io::<T, T>(plan, step), mem.scratch::<T>(plan, step, 2 * n)) };
+            k::softmax(*outer, *len, *inner, *log, x, y, sc, n)
+        }),
+        Kernel::LayerNorm {
+            outer,
+            len,
+            weight,
+            bias,
+            eps,
+        } => with_float!(odt, T => {
+            // SAFETY: the planner invariant (input, output and scratch pairwise disjoint).
+            let ((x, y), sc) =
+                unsafe { (mem.io::<T, T>(plan, step), mem.scratch::<T>(plan, step, 2 * n)) };
+            k::layer_norm(*outer, *len, weight.as_deref(), bias.as_deref(), *eps, x, y, sc, n)
+        }),
+        Kernel::ChannelAffine {
+            channels,
+            inner,
+            scale,
+            shift,
+        } => with_float!(odt, T => {
+            // SAFETY: the planner invariant (output disjoint from the input); dtypes checked.
+            let (x, y) = unsafe { mem.io::<T, T>(plan, step) };
+            k::channel_affine(*channels, *inner, scale, shift, x, y, n)
+        }),
+        Kernel::Concat { outer, blocks } => match odt {
+            DType::F32 => concat::<f32>(plan, mem, step, *outer, blocks, n),
+            DType::F64 => concat::<f64>(plan, mem, step, *outer, blocks, n),
+            _ => concat::<i64>(plan, mem, step, *outer, blocks, n),
+        },
+        Kernel::Cast => match (idt, odt) {
+            (DType::F32, DType::F64) => {
+                // SAFETY: the planner invariant (output disjoint from the input); dtypes checked.
+                let (x, y) = unsafe { mem.io::<f32, f64>(plan, step) };
+                cast(x, y, |v| v as f64)
+            }
+            (DType::F64, DType::F32) => {
+                // SAFETY: as above.
+                let (x, y) = unsafe { mem.io::<f64, f32>(plan, step) };
+                cast(x, y, |v| v as f32)
+            }
+            (DType::I64, DType::F32) => {
+                // SAFETY: as above.
+                let (x, y) = unsafe { mem.io::<i64, f32>(plan, step) };
+                cast(x, y, |v| v as f32)
+            }
+            (DType::I64, DType::F64) => {
+                // SAFETY: as above.
+                let (x, y) = unsafe { mem.io::<i64, f64>(plan, step) };
+                cast(x, y, |v| v as f64)
+            }
+            _ => {}
+        },
+        Kernel::Scaler { offset, scale } => {
+            // SAFETY: the planner invariant (output disjoint from the input); dtypes checked.
+            let (x, y) = unsafe { mem.io(plan, step) };
+            k::scaler(offset, scale, x, y, n)
+        }
+        Kernel::Imputer { values, missing } => {
+            // SAFETY: as above.
+            let (x, y) = unsafe { mem.io(plan, step) };
+            k::imputer(values, *missing, x, y, n)
+        }
+        Kernel::Normalizer(norm) => {
+            let width = plan.values[in0].width;
+            // SAFETY: the planner invariant (input, output and scratch pairwise disjoint).
+            let ((x, y), sc) = unsafe { (mem.io(plan, step), mem.scratch::<f64>(plan, step, n)) };
+            k::normalizer(*norm, width, x, y, sc, n)
+        }
+        Kernel::BinaryToProba => {
+            // SAFETY: the planner invariant (output disjoint from the input); dtypes checked.
+            let (x, y) = unsafe { mem.io(plan, step) };
+            k::binary_to_proba(x, y, n)
+        }
+        Kernel::ArgMax { classes } => with_float!(idt, T => {
+            // SAFETY: as above.
+            let (x, y) = unsafe { mem.io::<T, i64>(plan, step) };
+            k::argmax(*classes, x, y, n)
+        }),
+        Kernel::Threshold(t) => with_float!(idt, T => {
+            // SAFETY: as above.
+            let (x, y) = unsafe { mem.io::<T, i64>(plan, step) };
+            k::threshold(*t, x, y, n)
+        }),
+        Kernel::Gather { columns } => match idt {
+            DType::F32 => {
+                // SAFETY: the planner invariant (output disjoint from the input); dtypes checked.
+                let (x, y) = unsafe { mem.io::<f32, f32>(plan, step) };
+                k::gather(columns, x, y, n)
+            }
+            DType::F64 => {
+                // SAFETY: as above.
+                let (x, y) = unsafe { mem.io::<f64, f64>(plan, step) };
+                k::gather(columns, x, y, n)
+            }
+            _ => {
+                // SAFETY: as above.
+                let (x, y) = unsafe { mem.io::<i64, i64>(plan, step) };
+                k::gather(columns, x, y, n)
+            }
+        },
+        Kernel::OneHot {
+            feature,
+            slots,
+            missing,
+            unknown,
+        } => {
+            // SAFETY: the planner invariant (output disjoint from the input); dtypes checked.
+            let (x, y) = unsafe { mem.io(plan, step) };
+            k::one_hot(*feature, slots, *missing, *unknown, x, y, n)
+        }
+        Kernel::CategoryMap {
+            feature,
+            width,
+            table,
+            missing,
+            unknown,
+        } => {
+            // SAFETY: as above.
+            let (x, y) = unsafe { mem.io(plan, step) };
+            k::category_map(*feature, *width, table, missing, unknown, x, y, n)
+        }
+        Kernel::MissingIndicator { columns, missing } => {
+            // SAFETY: as above.
+            let (x, y) = unsafe { mem.io(plan, step) };
+            k::missing_indicator(columns, *missing, x, y, n)
+        }
+        Kernel::Bucketize { edges, offsets } => {
+            // SAFETY: as above.
+            let (x, y) = unsafe { mem.io(plan, step) };
+            k::bucketize(edges, offsets, x, y, n)
+        }
+        Kernel::Polynomial { terms, offsets } => {
+            // SAFETY: as above.
+            let (x, y) = unsafe { mem.io(plan, step) };
+            k::polynomial(terms, offsets, x, y, n)
+        }
+        // Run by `tree_step`.
+        Kernel::Tree { .. } => {}
+    }
+}
+
+/// A `TreeEnsemble` step: from the batch itself (`from_input`) or from an arena value.
+#[allow(clippy::too_many_arguments)]
+fn tree_step(
+    plan: &Plan,
+    mem: &Mem<'_>,
+    step: &Step,
+    ens: &TreeEnsemble,
+    scratch: &mut TreeScratch,
+    tree_tmp: &mut [f64],
+    from_input: bool,
+    src: &Source<'_, '_>,
+    n: usize,
+) {
+    let t = ens.n_targets();
+    // SAFETY: the planner invariant (the output is disjoint from the arena input, if any);
+    // the output is the only writable view.
+    let y: &mut [f64] = unsafe { mem.output(plan, step.output) };
+    let direct = t == 1 || n == 1;
+    let tmp: &mut [f64] = if direct {
+        &mut *y
+    } else {
+        &mut tree_tmp[..n * t]
+    };
+    if from_input {
+        match *src {
+            Source::Batch(b, row0) => ens.predict_batch(b, row0..row0 + n, tmp, scratch),
+            Source::RowF64(r) => ens.predict_row_f64(r, tmp),
+            Source::RowF32(r) => ens.predict_row_f32(r, tmp),
+        }
+    } else {
+        let in0 = first_input(step);
+        let idt = plan.values[in0].dtype;
+        let f = plan.values[in0].width;
+        // The input, read-only: one view shared by every column below.
+        // SAFETY: the planner invariant (disjoint from the output, the only writable view).
+        let data = unsafe {
+            if idt == DType::F32 {
+                ColumnData::F32(mem.input::<f32>(plan, in0))
+            } else {
+                ColumnData::F64(mem.input::<f64>(plan, in0))
+            }
+        };
+        match (n, data) {
+            (1, ColumnData::F32(x)) => ens.predict_row_f32(x, tmp),
+            (1, ColumnData::F64(x)) => ens.predict_row_f64(x, tmp),
+            _ => {
+                let cols: Vec<Column<'_>> = (0..f)
+                    .map(|j| Column {
+                        data,
+                        offset: j * n,
+                        stride: 1,
+                    })
+                    .collect();
+                match Batch::from_strided(cols, n) {
+                    Ok(b) => ens.predict_batch(&b, 0..n, tmp, scratch),
+                    // Impossible: the arena region holds f·n values.
+                    Err(_) => tmp.fill(f64::NAN),
                 }
             }
         }
     }
-    for step in &plan.steps {
-        let out = step.output;
-        let odt = plan.values[out].dtype;
-        let in0 = step.inputs.first().copied().unwrap_or(out);
-        let idt = plan.values[in0].dtype;
-        // SAFETY (every block below): the dtypes match the match arms (fixed at compile time),
-        // and the output region is disjoint from the input and scratch regions (they are all
-        // live at this step).
-        unsafe {
-            match &step.kernel {
-                Kernel::DenseF32(d) => {
-                    k::dense_f32(d, mem.val::<f32>(plan, in0), mem.val(plan, out), n)
-                }
-                Kernel::DenseF64(d) => {
-                    k::dense(d, mem.val::<f64>(plan, in0), mem.val(plan, out), n)
-                }
-                Kernel::Binary { op, b, map, .. } => {
-                    let bv = match b {
-                        Operand::Value(v) => Some(*v),
-                        Operand::Const(_) => None,
-                    };
-                    let cst: &[f64] = match b {
-                        Operand::Const(c) => c,
-                        Operand::Value(_) => &[],
-                    };
-                    if odt == DType::F32 {
-                        let b = bv.map(|v| &*mem.val::<f32>(plan, v)).ok_or(cst);
-                        k::binary(
-                            *op,
-                            mem.val::<f32>(plan, in0),
-                            b,
-                            map,
-                            mem.val(plan, out),
-                            n,
-                        )
-                    } else {
-                        let b = bv.map(|v| &*mem.val::<f64>(plan, v)).ok_or(cst);
-                        k::binary(
-                            *op,
-                            mem.val::<f64>(plan, in0),
-                            b,
-                            map,
-                            mem.val(plan, out),
-                            n,
-                        )
-                    }
-                }
-                Kernel::Unary(act) => {
-                    if odt == DType::F32 {
-                        k::unary(*act, mem.val::<f32>(plan, in0), mem.val(plan, out))
-                    } else {
-                        k::unary(*act, mem.val::<f64>(plan, in0), mem.val(plan, out))
-                    }
-                }
-                Kernel::Softmax {
-                    outer,
-                    len,
-                    inner,
-                    log,
-                } => {
-                    let s = step.scratch.unwrap_or(0);
-                    if odt == DType::F32 {
-                        let sc = mem.scratch::<f32>(plan, s, 2 * n);
-                        k::softmax(
-                            *outer,
-                            *len,
-                            *inner,
-                            *log,
-                            mem.val::<f32>(plan, in0),
-                            mem.val(plan, out),
-                            sc,
-                            n,
-                        )
-                    } else {
-                        let sc = mem.scratch::<f64>(plan, s, 2 * n);
-                        k::softmax(
-                            *outer,
-                            *len,
-                            *inner,
-                            *log,
-                            mem.val::<f64>(plan, in0),
-                            mem.val(plan, out),
-                            sc,
-                            n,
-                        )
-                    }
-                }
-                Kernel::LayerNorm {
-                    outer,
-                    len,
-                    weight,
-                    bias,
-                    eps,
-                } => {
-                    let s = step.scratch.unwrap_or(0);
-                    let (wt, bs) = (weight.as_deref(), bias.as_deref());
-                    if odt == DType::F32 {
-                        let sc = mem.scratch::<f32>(plan, s, 2 * n);
-                        k::layer_norm(
-                            *outer,
-                            *len,
-                            wt,
-                            bs,
-                            *eps,
-                            mem.val::<f32>(plan, in0),
-                            mem.val(plan, out),
-                            sc,
-                            n,
-                        )
-                    } else {
-                        let sc = mem.scratch::<f64>(plan, s, 2 * n);
-                        k::layer_norm(
-                            *outer,
-                            *len,
-                            wt,
-                            bs,
-                            *eps,
-                            mem.val::<f64>(plan, in0),
-                            mem.val(plan, out),
-                            sc,
-                            n,
-                        )
-                    }
-                }
-                Kernel::ChannelAffine {
-                    channels,
-                    inner,
-                    scale,
-                    shift,
-                } => {
-                    if odt == DType::F32 {
-                        k::channel_affine(
-                            *channels,
-                            *inner,
-                            scale,
-                            shift,
-                            mem.val::<f32>(plan, in0),
-                            mem.val(plan, out),
-                            n,
-                        )
-                    } else {
-                        k::channel_affine(
-                            *channels,
-                            *inner,
-                            scale,
-                            shift,
-                            mem.val::<f64>(plan, in0),
-                            mem.val(plan, out),
-                            n,
-                        )
-                    }
-                }
-                Kernel::Concat { outer, blocks } => match odt {
-                    DType::F32 => concat_typed::<f32>(
-                        plan,
-                        &mem,
-                        step.inputs.as_slice(),
-                        *outer,
-                        blocks,
-                        out,
-                        n,
-                    ),
-                    DType::F64 => concat_typed::<f64>(
-                        plan,
-                        &mem,
-                        step.inputs.as_slice(),
-                        *outer,
-                        blocks,
-                        out,
-                        n,
-                    ),
-                    _ => concat_typed::<i64>(
-                        plan,
-                        &mem,
-                        step.inputs.as_slice(),
-                        *outer,
-                        blocks,
-                        out,
-                        n,
-                    ),
-                },
-                Kernel::Cast => match (idt, odt) {
-                    (DType::F32, DType::F64) => {
-                        cast(mem.val::<f32>(plan, in0), mem.val::<f64>(plan, out), |v| {
-                            v as f64
-                        })
-                    }
-                    (DType::F64, DType::F32) => {
-                        cast(mem.val::<f64>(plan, in0), mem.val::<f32>(plan, out), |v| {
-                            v as f32
-                        })
-                    }
-                    (DType::I64, DType::F32) => {
-                        cast(mem.val::<i64>(plan, in0), mem.val::<f32>(plan, out), |v| {
-                            v as f32
-                        })
-                    }
-                    (DType::I64, DType::F64) => {
-                        cast(mem.val::<i64>(plan, in0), mem.val::<f64>(plan, out), |v| {
-                            v as f64
-                        })
-                    }
-                    _ => {}
-                },
-                Kernel::Scaler { offset, scale } => {
-                    k::scaler(offset, scale, mem.val(plan, in0), mem.val(plan, out), n)
-                }
-                Kernel::Imputer { values, missing } => {
-                    k::imputer(values, *missing, mem.val(plan, in0), mem.val(plan, out), n)
-                }
-                Kernel::Normalizer(norm) => {
-                    let sc = mem.scratch::<f64>(plan, step.scratch.unwrap_or(0), n);
-                    let width = plan.values[in0].width;
-                    k::normalizer(*norm, width, mem.val(plan, in0), mem.val(plan, out), sc, n)
-                }
-                Kernel::BinaryToProba => {
-                    k::binary_to_proba(mem.val(plan, in0), mem.val(plan, out), n)
-                }
-                Kernel::ArgMax { classes } => {
-                    if idt == DType::F32 {
-                        k::argmax(*classes, mem.val::<f32>(plan, in0), mem.val(plan, out), n)
-                    } else {
-                        k::argmax(*classes, mem.val::<f64>(plan, in0), mem.val(plan, out), n)
-                    }
-                }
-                Kernel::Threshold(t) => {
-                    if idt == DType::F32 {
-                        k::threshold(*t, mem.val::<f32>(plan, in0), mem.val(plan, out), n)
-                    } else {
-                        k::threshold(*t, mem.val::<f64>(plan, in0), mem.val(plan, out), n)
-                    }
-                }
-                Kernel::Tree {
-                    ens,
-                    slot,
-                    from_input,
-                } => {
-                    let t = ens.n_targets();
-                    let y: &mut [f64] = mem.val(plan, out);
-                    let direct = t == 1 || n == 1;
-                    let tmp: &mut [f64] = if direct {
-                        &mut *y
-                    } else {
-                        &mut w.tree_tmp[..n * t]
-                    };
-                    let scratch = &mut w.trees[*slot];
-                    if *from_input {
-                        match *src {
-                            Source::Batch(b, row0) => {
-                                ens.predict_batch(b, row0..row0 + n, tmp, scratch)
-                            }
-                            Source::RowF64(r) => ens.predict_row_f64(r, tmp),
-                            Source::RowF32(r) => ens.predict_row_f32(r, tmp),
-                        }
-                    } else {
-                        let f = plan.values[in0].width;
-                        if n == 1 {
-                            if idt == DType::F32 {
-                                ens.predict_row_f32(mem.val::<f32>(plan, in0), tmp)
-                            } else {
-                                ens.predict_row_f64(mem.val::<f64>(plan, in0), tmp)
-                            }
-                        } else {
-                            let cols: Vec<Column<'_>> = (0..f)
-                                .map(|j| Column {
-                                    data: if idt == DType::F32 {
-                                        ColumnData::F32(&*mem.val::<f32>(plan, in0))
-                                    } else {
-                                        ColumnData::F64(&*mem.val::<f64>(plan, in0))
-                                    },
-                                    offset: j * n,
-                                    stride: 1,
-                                })
-                                .collect();
-                            match Batch::from_strided(cols, n) {
-                                Ok(b) => ens.predict_batch(&b, 0..n, tmp, scratch),
-                                // Impossible: the arena region holds f·n values.
-                                Err(_) => tmp.fill(f64::NAN),
-                            }
-                        }
-                    }
-                    if !direct {
-                        // Row-major [n, t] → feature-major [t, n].
-                        for r in 0..n {
-                            for c in 0..t {
-                                y[c * n + r] = w.tree_tmp[r * t + c];
-                            }
-                        }
-                    }
-                }
+    if !direct {
+        // Row-major [n, t] → feature-major [t, n].
+        for r in 0..n {
+            for c in 0..t {
+                y[c * n + r] = tree_tmp[r * t + c];
             }
         }
     }
@@ -529,24 +667,23 @@ fn cast<S: Copy, T>(x: &[S], y: &mut [T], f: impl Fn(S) -> T) {
     }
 }
 
-/// # Safety
-/// `T` is the dtype of every input and of `out`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn concat_typed<T: Copy>(
+/// `Concat` of the step's inputs (all of dtype `T`, checked by the views).
+fn concat<T: Elt>(
     plan: &Plan,
-    mem: &Mem,
-    inputs: &[ValueId],
+    mem: &Mem<'_>,
+    step: &Step,
     outer: usize,
     blocks: &[usize],
-    out: ValueId,
     n: usize,
 ) {
-    let y: &mut [T] = unsafe { mem.val(plan, out) };
+    // SAFETY: the planner invariant (the output is disjoint from every input); the inputs are
+    // read-only views (they may repeat a value).
+    let y: &mut [T] = unsafe { mem.output(plan, step.output) };
     let mut pos = 0;
     for o in 0..outer {
-        for (&v, &b) in inputs.iter().zip(blocks) {
-            // SAFETY: inputs are disjoint from the output (both live at this step).
-            let x: &[T] = unsafe { mem.val(plan, v) };
+        for (&v, &b) in step.inputs.iter().zip(blocks) {
+            // SAFETY: as above.
+            let x: &[T] = unsafe { mem.input(plan, v) };
             let len = b * n;
             y[pos..pos + len].copy_from_slice(&x[o * len..(o + 1) * len]);
             pos += len;
@@ -565,11 +702,7 @@ pub(crate) fn extract(
 ) {
     let v = plan.outputs[k];
     let width = plan.values[v].width;
-    let mem = Mem {
-        base: w.arena.as_mut_ptr().cast::<u8>(),
-        n,
-        len_bytes: w.arena.len() * 8,
-    };
+    let mem = Mem::new(&mut w.arena, n);
     #[inline(always)]
     fn copy<T: Copy>(src: &[T], dst: &mut [T], width: usize, n: usize, row_off: usize) {
         let dst = &mut dst[row_off * width..(row_off + n) * width];
@@ -583,13 +716,11 @@ pub(crate) fn extract(
             }
         }
     }
-    // SAFETY: the output dtype matches the OutSlice variant (both from the plan); no other view
-    // of the arena is live.
-    unsafe {
-        match dst {
-            OutSlice::F32(d) => copy(mem.val::<f32>(plan, v), d, width, n, row_off),
-            OutSlice::F64(d) => copy(mem.val::<f64>(plan, v), d, width, n, row_off),
-            OutSlice::I64(d) => copy(mem.val::<i64>(plan, v), d, width, n, row_off),
-        }
+    // SAFETY (each): the only view of the arena while it is live (the view checks the dtype
+    // against the OutSlice variant's element type).
+    match dst {
+        OutSlice::F32(d) => copy(unsafe { mem.input::<f32>(plan, v) }, d, width, n, row_off),
+        OutSlice::F64(d) => copy(unsafe { mem.input::<f64>(plan, v) }, d, width, n, row_off),
+        OutSlice::I64(d) => copy(unsafe { mem.input::<i64>(plan, v) }, d, width, n, row_off),
     }
 }

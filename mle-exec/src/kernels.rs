@@ -82,6 +82,8 @@ pub(crate) fn epilogue<T: Real>(row: &mut [T], bias: T, act: Act) {
             })
         }
         Act::Exp => each(row, |x| (x + bias).exp()),
+        Act::Log1p => each(row, |x| T::from_f64((x + bias).to_f64().ln_1p())),
+        Act::Expm1 => each(row, |x| T::from_f64((x + bias).to_f64().exp_m1())),
     }
 }
 
@@ -756,6 +758,122 @@ mod avx2 {
                     }
                     row.copy_from_slice(&t[..nr]);
                 }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pipeline ops: column selection and the encoders (feature-major, `n` rows per column).
+
+/// Output column `j` is input column `columns[j]`.
+pub(crate) fn gather<T: Copy>(columns: &[usize], x: &[T], y: &mut [T], n: usize) {
+    for (j, &c) in columns.iter().enumerate() {
+        y[j * n..(j + 1) * n].copy_from_slice(&x[c * n..(c + 1) * n]);
+    }
+}
+
+/// The position of a code: `Ok(Some(c))` for an integral `0 ≤ x < len`, `Ok(None)` for NaN
+/// (missing), `Err(())` for any other value (unknown).
+#[inline(always)]
+fn code(x: f64, len: usize) -> Result<Option<usize>, ()> {
+    if x.is_nan() {
+        Ok(None)
+    } else if x >= 0.0 && x < len as f64 && x.fract() == 0.0 {
+        Ok(Some(x as usize))
+    } else {
+        Err(())
+    }
+}
+
+/// `OneHot` of input column `feature` into `y` (`slots.len()` codes; -1: no column).
+pub(crate) fn one_hot(
+    feature: usize,
+    slots: &[i32],
+    missing: i32,
+    unknown: i32,
+    x: &[f64],
+    y: &mut [f64],
+    n: usize,
+) {
+    y.fill(0.0);
+    let col = &x[feature * n..(feature + 1) * n];
+    for (r, &v) in col.iter().enumerate() {
+        let slot = match code(v, slots.len()) {
+            Ok(Some(c)) => slots[c],
+            Ok(None) => missing,
+            Err(()) => unknown,
+        };
+        if let Ok(s) = usize::try_from(slot) {
+            y[s * n + r] = 1.0;
+        }
+    }
+}
+
+/// `CategoryMap` of input column `feature` through `table` (`[len, width]`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn category_map(
+    feature: usize,
+    width: usize,
+    table: &[f64],
+    missing: &[f64],
+    unknown: &[f64],
+    x: &[f64],
+    y: &mut [f64],
+    n: usize,
+) {
+    let len = table.len().checked_div(width).unwrap_or(0);
+    let col = &x[feature * n..(feature + 1) * n];
+    for (r, &v) in col.iter().enumerate() {
+        let row = match code(v, len) {
+            Ok(Some(c)) => &table[c * width..(c + 1) * width],
+            Ok(None) => missing,
+            Err(()) => unknown,
+        };
+        for (j, &t) in row.iter().enumerate() {
+            y[j * n + r] = t;
+        }
+    }
+}
+
+/// 1 where input column `columns[j]` is NaN or equal to `missing`, else 0.
+pub(crate) fn missing_indicator(
+    columns: &[usize],
+    missing: f64,
+    x: &[f64],
+    y: &mut [f64],
+    n: usize,
+) {
+    for (j, &c) in columns.iter().enumerate() {
+        for (d, &v) in y[j * n..(j + 1) * n].iter_mut().zip(&x[c * n..(c + 1) * n]) {
+            *d = if v.is_nan() || v == missing { 1.0 } else { 0.0 };
+        }
+    }
+}
+
+/// Per feature: the number of its (ascending) edges at or below `x`; NaN stays NaN.
+pub(crate) fn bucketize(edges: &[f64], offsets: &[usize], x: &[f64], y: &mut [f64], n: usize) {
+    for (f, w) in offsets.windows(2).enumerate() {
+        let e = &edges[w[0]..w[1]];
+        let r = f * n..(f + 1) * n;
+        for (d, &v) in y[r.clone()].iter_mut().zip(&x[r]) {
+            *d = if v.is_nan() {
+                v
+            } else {
+                e.partition_point(|&t| t <= v) as f64
+            };
+        }
+    }
+}
+
+/// Output column `k`: the product, left to right, of the input columns of term `k`.
+pub(crate) fn polynomial(terms: &[usize], offsets: &[usize], x: &[f64], y: &mut [f64], n: usize) {
+    for (k, w) in offsets.windows(2).enumerate() {
+        let out = &mut y[k * n..(k + 1) * n];
+        out.fill(1.0);
+        for &c in &terms[w[0]..w[1]] {
+            for (d, &v) in out.iter_mut().zip(&x[c * n..(c + 1) * n]) {
+                *d *= v;
             }
         }
     }

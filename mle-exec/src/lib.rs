@@ -15,7 +15,7 @@
 //! let meta = Metadata {
 //!     framework: "example".into(), framework_version: String::new(),
 //!     model_type: "LogisticRegression".into(), task: Task::Binary,
-//!     input: InputSchema { feature_names: vec!["a".into(), "b".into()], dtype: DType::F64, shape: vec![-1, 2] },
+//!     input: InputSchema { feature_names: vec!["a".into(), "b".into()], dtype: DType::F64, shape: vec![-1, 2], features: vec![] },
 //!     output: OutputSchema {
 //!         names: vec!["label".into(), "probabilities".into()],
 //!         dtypes: vec![DType::I64, DType::F64],
@@ -76,7 +76,7 @@
 //! earlier node, every value produced once, input counts, dtypes and shapes per operator,
 //! attribute kinds, tensors present with the right sizes — and infers every value's dtype and
 //! shape. Any violation is [`ExecError::InvalidGraph`] (or [`ExecError::UnsupportedOp`] for an
-//! operator not listed below); compilation never panics. Then it:
+//! operator not in [`ops`]); compilation never panics. Then it:
 //! - dequantizes f16/int8 weights to f32 and lays dense weights out as `[M, K]` row-major;
 //! - folds trivial constants: `Identity`, `Flatten`, `Reshape` and a `Cast` to the same dtype
 //!   become aliases of their input (no copy); `x + 0`, `x − 0`, `x · 1`, `x / 1` vanish; batch
@@ -101,64 +101,54 @@
 //! bit-identical whatever the thread count. The single-row path runs the same plan on a chunk
 //! of one row and allocates nothing once the [`Session`] is warm.
 //!
+//! ## Strings and categories
+//!
+//! A batch column may hold strings ([`ColumnData::Str`]: Arrow `Utf8`, `LargeUtf8` or
+//! `Utf8View`, borrowed in place) or a dictionary of them ([`ColumnData::Dict`]);
+//! [`Batch::from_strided`] checks every offset, view, key and UTF-8 string first. Strings
+//! reach a model only through its `Lookup` ops (docs/OPS.md, "Input stage"): the compiler folds
+//! the chain of Lookups at the graph input into an input stage, whose vocabulary indexes are
+//! built at compile time; each batch runs it once before the steps (a dictionary is mapped
+//! once per batch, then each row gathers its key's code), into buffers the session reuses, so
+//! every step sees numbers only. [`Session::predict_row_typed`] takes one row of [`Value`]s
+//! (numbers, strings, booleans, missing) with no heap allocation per call once warm.
+//!
 //! ## Operators
 //!
-//! The contract is `docs/OPS.md`. Dense ops compute in f32 (elementwise ones keep an f64
-//! input's dtype), classical ops in f64.
-//!
-//! | op | semantics |
-//! |---|---|
-//! | `Gemm` | `Y = X·Wᵀ + b`; `weight: T[M,K]` (`trans_b=1`, default) or `[K,M]` (`trans_b=0`); `bias: T[M]` optional; input `[N, K]` |
-//! | `MatMul` | `Y = X·W`, `weight: T[K,M]`; input `[N, .., K]` multiplies over the last axis (a runtime right-hand side is rejected) |
-//! | `Add` `Sub` `Mul` `Div` | elementwise with numpy broadcasting; `B` a runtime value of the same rank, or a constant tensor `b` (its batch axis, if any, must be 1) |
-//! | `Relu` `LeakyRelu` | `max(x, 0)`; `x ≥ 0 ? x : alpha·x` (`alpha` 0.01); NaN stays NaN |
-//! | `Sigmoid` `Tanh` `Silu` | `1/(1+e^-x)`, `tanh x`, `x·sigmoid(x)` |
-//! | `Gelu` | `approximate="none"`: `x/2·(1+erf(x/√2))`; `"tanh"`: `x/2·(1+tanh(√(2/π)(x+0.044715x³)))` |
-//! | `Softmax` `LogSoftmax` | along `axis` (default −1, never the batch), max subtracted first |
-//! | `LayerNorm` | over the last axis, biased variance, `epsilon` 1e-5, `weight`/`bias` optional |
-//! | `BatchNorm` | `(x−mean)/√(var+ε)·weight + bias` per channel (axis 1) |
-//! | `Clip` | to `[min, max]` (each optional); NaN stays NaN |
-//! | `Concat` | along `axis` (default 1), inputs of one dtype, equal elsewhere |
-//! | `Flatten` `Reshape` `Identity` | no copy; `Reshape.shape` starts with −1 (the batch), one more −1 may be inferred |
-//! | `Cast` | `to`: `f32` or `f64` |
-//! | `Scaler` | `(x − offset)·scale` per feature (NaN stays NaN) |
-//! | `Imputer` | NaN, or a value equal to `missing`, becomes `values[f]` |
-//! | `Normalizer` | per row, `norm` `l1` (`Σ|x|`), `l2` (`√Σx²`, default) or `max` (`max|x|`); a zero row stays zero |
-//! | `LinearModel` | `y = x·coefᵀ + intercept`, `coef: T[T,F]` (or `[F]`), f64 |
-//! | `TreeEnsemble` | see `docs/OPS.md` and the `tree` module |
-//! | `BinaryToProba` | `[1 − p, p]` from `[N]` or `[N, 1]` |
-//! | `Exp` | `e^x` in f64 |
-//! | `ArgMax` | index of the first maximum of `[N, C]` as i64; NaN never wins (an all-NaN row gives 0) |
-//! | `Threshold` | `x > threshold ? 1 : 0` as i64 (`threshold` required; NaN gives 0) |
-//!
-//! Linear classifiers are compositions: binary `LinearModel → Sigmoid → BinaryToProba` (and
-//! `Threshold` for the label), one-vs-rest `LinearModel → Sigmoid → Normalizer(l1)`,
-//! multinomial `LinearModel → Softmax` (and `ArgMax`). Classifier outputs are class *indices*;
-//! front ends map them to `metadata.output.class_labels` (integer or string labels).
+//! `docs/OPS.md` (at the workspace root) states every operator's inputs, attributes and
+//! semantics; [`ops`] lists the operators this executor runs with the attributes each reads
+//! (the two are checked against each other by a test). A node may carry attributes its
+//! operator does not read; they are ignored.
 
 #![warn(missing_docs)]
 
 pub mod batch;
 pub mod error;
+pub mod explain;
 pub mod tree;
 
 mod exec;
 mod kernels;
+mod lookup;
 mod memory;
 mod plan;
 mod real;
 
-pub use batch::{Batch, Column, ColumnData};
+pub use batch::{
+    Batch, Column, ColumnData, DictColumn, DictKeys, StrColumn, StrData, StrValue, Validity,
+};
 pub use error::ExecError;
-pub use plan::{MAX_PLAN_BYTES, PLAN_BYTES_PER_FILE_BYTE};
+pub use explain::{ExplainInfo, Explanation, LeafIndices, Unexplainable};
+pub use plan::{ops, OpSpec, MAX_PLAN_BYTES, PLAN_BYTES_PER_FILE_BYTE};
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use mle_format::{DType, Metadata, MleFile, ReadOptions};
 use rayon::prelude::*;
 
 use crate::exec::{OutSlice, Source, Worker};
+use crate::lookup::Index;
 use crate::plan::Plan;
 
 /// One output of the model as the executor returns it.
@@ -227,6 +217,8 @@ impl Default for RunOptions {
 pub struct Model {
     file: MleFile,
     plan: Plan,
+    /// The explainer, built on first use ([`Session::explain_batch`], [`Session::apply_batch`]).
+    explainer: OnceLock<Result<explain::Explainer, Unexplainable>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -256,7 +248,54 @@ impl Model {
     /// memory.
     pub fn compile(file: MleFile) -> Result<Model, ExecError> {
         let plan = plan::compile(&file)?;
-        Ok(Model { file, plan })
+        Ok(Model {
+            file,
+            plan,
+            explainer: OnceLock::new(),
+        })
+    }
+
+    /// The model's explainer (built once, on first use), or why it has none.
+    fn explainer(&self) -> Result<&explain::Explainer, ExecError> {
+        self.explainer
+            .get_or_init(|| explain::analyze(self))
+            .as_ref()
+            .map_err(|reason| ExecError::NotExplainable {
+                model: self.file.name().to_string(),
+                reason: reason.clone(),
+            })
+    }
+
+    fn explain_info_of(&self, ex: &explain::Explainer) -> ExplainInfo {
+        let names = &self.metadata().input.feature_names;
+        ExplainInfo {
+            n_features: ex.n_features,
+            n_outputs: ex.n_targets,
+            n_trees: ex.trees.len(),
+            feature_names: (0..ex.n_features)
+                .map(|j| names.get(j).cloned().unwrap_or_else(|| format!("f{j}")))
+                .collect(),
+        }
+    }
+
+    /// The shape of [`Session::explain_batch`]'s result, or [`ExecError::NotExplainable`]
+    /// naming why this model has no explanations (not one `TreeEnsemble` reading the input
+    /// features, or no node covers).
+    pub fn explain_info(&self) -> Result<ExplainInfo, ExecError> {
+        let ex = self.explainer()?;
+        if let Err(reason) = &ex.shap {
+            return Err(ExecError::NotExplainable {
+                model: self.file.name().to_string(),
+                reason: reason.clone(),
+            });
+        }
+        Ok(self.explain_info_of(ex))
+    }
+
+    /// The shape of [`Session::apply_batch`]'s result (needs no covers), or
+    /// [`ExecError::NotExplainable`] naming why this model has no leaf indices.
+    pub fn apply_info(&self) -> Result<ExplainInfo, ExecError> {
+        Ok(self.explain_info_of(self.explainer()?))
     }
 
     /// The underlying file.
@@ -297,6 +336,15 @@ impl Model {
         self.plan.steps.len()
     }
 
+    /// `feature "name"` (from the metadata's feature names) or `feature j` (without names),
+    /// for messages.
+    pub(crate) fn feature_label(&self, j: usize) -> String {
+        match self.metadata().input.feature_names.get(j) {
+            Some(name) => format!("feature {name:?} (column {j})"),
+            None => format!("feature {j}"),
+        }
+    }
+
     /// Runs a batch with a temporary session.
     pub fn predict(
         self: &Arc<Self>,
@@ -312,9 +360,56 @@ impl Model {
 /// per thread makes repeated calls allocation-free once warmed up.
 pub struct Session {
     model: Arc<Model>,
+    run: Runner,
+    lookup: LookupScratch,
+    explain: explain::ExplainScratch,
+}
+
+/// The outputs, the per-thread workers and the thread pool.
+struct Runner {
     outputs: Outputs,
     workers: Vec<Worker>,
     pool: Option<(usize, rayon::ThreadPool)>,
+}
+
+/// The input stage's buffers, reused across calls.
+#[derive(Default)]
+struct LookupScratch {
+    /// Codes of the batch's looked-up columns (`n` per column).
+    codes: Vec<f32>,
+    /// A dictionary mapped to codes.
+    dict: Vec<u32>,
+    /// The columns of the batch the steps read (codes in place of looked-up columns); kept
+    /// empty between calls, for its allocation.
+    cols: Vec<Column<'static>>,
+    /// One row after the input stage.
+    row: Vec<f64>,
+}
+
+/// An empty vector of columns, reusing `v`'s allocation (in-place collection: same layout).
+fn recycle(mut v: Vec<Column<'_>>) -> Vec<Column<'static>> {
+    v.clear();
+    // Never called (the vector is empty): it only changes the element's lifetime.
+    v.into_iter()
+        .map(|c| Column {
+            data: ColumnData::F64(&[]),
+            offset: c.offset,
+            stride: c.stride,
+        })
+        .collect()
+}
+
+/// One value of a typed row ([`Session::predict_row_typed`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Value<'a> {
+    /// A number (NaN is missing).
+    Num(f64),
+    /// A string: the category of a string or category feature (through the model's Lookup).
+    Str(&'a str),
+    /// A boolean: 0 or 1.
+    Bool(bool),
+    /// Missing (NULL).
+    Missing,
 }
 
 impl Session {
@@ -335,9 +430,13 @@ impl Session {
             .collect();
         Session {
             model,
-            outputs: Outputs { outputs, n_rows: 0 },
-            workers: Vec::new(),
-            pool: None,
+            run: Runner {
+                outputs: Outputs { outputs, n_rows: 0 },
+                workers: Vec::new(),
+                pool: None,
+            },
+            lookup: LookupScratch::default(),
+            explain: explain::ExplainScratch::default(),
         }
     }
 
@@ -346,6 +445,331 @@ impl Session {
         &self.model
     }
 
+    /// Runs a batch; the result borrows the session's buffers.
+    ///
+    /// The model's `Lookup`s run first (the input stage): string and dictionary columns of
+    /// looked-up features become codes (a dictionary is mapped once per batch), numbers for
+    /// an integer vocabulary are mapped to codes, numbers for a string vocabulary are codes
+    /// already. A string column for a feature without a Lookup is an [`ExecError::Input`]
+    /// naming the feature.
+    pub fn predict_batch(
+        &mut self,
+        batch: &Batch<'_>,
+        opts: RunOptions,
+    ) -> Result<&Outputs, ExecError> {
+        let model = self.model.clone();
+        let needs_view = self.check_batch(batch)?;
+        self.run.resize_outputs(batch.n_rows());
+        if batch.n_rows() == 0 {
+            return Ok(&self.run.outputs);
+        }
+        self.staged(batch, needs_view, |run, _, b| {
+            run.run_batch(&model.plan, b, opts)
+        })?;
+        Ok(&self.run.outputs)
+    }
+
+    /// Exact path-dependent TreeSHAP contributions of every row of `batch` to the model's
+    /// `TreeEnsemble` output (the raw margin, before post-transforms; base scores in the bias),
+    /// as XGBoost's `pred_contribs` and LightGBM's `pred_contrib` (module [`explain`]):
+    /// `[n, n_outputs, n_features + 1]`, bias last; for every row and output the values add up
+    /// to the margin. Strings and dictionary columns go through the model's `Lookup`s as in
+    /// [`Session::predict_batch`] (a category feature contributes under its name). Threads as
+    /// [`RunOptions::threads`] (bit-identical results whatever the count); no allocation per
+    /// row, none per call once warm for the same batch size. The result borrows the session.
+    ///
+    /// [`ExecError::NotExplainable`] when the model is not one `TreeEnsemble` over the input
+    /// features (followed by post-transforms only) or has no node covers.
+    pub fn explain_batch(
+        &mut self,
+        batch: &Batch<'_>,
+        opts: RunOptions,
+    ) -> Result<&explain::Explanation, ExecError> {
+        let model = self.model.clone();
+        let ex = model.explainer()?;
+        let shap = ex
+            .shap
+            .as_ref()
+            .map_err(|reason| ExecError::NotExplainable {
+                model: model.file.name().to_string(),
+                reason: reason.clone(),
+            })?;
+        let needs_view = self.check_batch(batch)?;
+        if self.explain.explanation.feature_names.len() != ex.n_features {
+            self.explain.explanation.feature_names = model.explain_info_of(ex).feature_names;
+        }
+        self.staged(batch, needs_view, |run, xs, b| {
+            xs.explain(ex, shap, b, opts, &mut run.pool)
+        })?;
+        Ok(&self.explain.explanation)
+    }
+
+    /// The leaf each row of `batch` reaches in each tree, `[n, n_trees]`, numbered as the
+    /// source framework numbers leaves (XGBoost `pred_leaf` and scikit-learn `apply`: the node
+    /// id in the tree; LightGBM `pred_leaf`: the leaf index; docs/OPS.md `leaf_ids`). Needs no
+    /// covers; otherwise as [`Session::explain_batch`].
+    pub fn apply_batch(
+        &mut self,
+        batch: &Batch<'_>,
+        opts: RunOptions,
+    ) -> Result<&explain::LeafIndices, ExecError> {
+        let model = self.model.clone();
+        let ex = model.explainer()?;
+        let needs_view = self.check_batch(batch)?;
+        self.staged(batch, needs_view, |run, xs, b| {
+            xs.apply(ex, b, opts, &mut run.pool)
+        })?;
+        Ok(&self.explain.leaves)
+    }
+
+    /// Checks the batch's width and that string columns go to looked-up features; returns
+    /// whether the input stage must replace columns by codes.
+    fn check_batch(&self, batch: &Batch<'_>) -> Result<bool, ExecError> {
+        let model = &self.model;
+        let plan = &model.plan;
+        if batch.n_columns() != plan.n_features {
+            return Err(ExecError::Input(format!(
+                "{}: the batch has {} columns but the model takes {} features",
+                model.file.name(),
+                batch.n_columns(),
+                plan.n_features
+            )));
+        }
+        let mut needs_view = false;
+        for (j, c) in batch.columns().iter().enumerate() {
+            match plan.lookup_of.get(j).copied().flatten() {
+                Some(k) => needs_view |= plan.lookups[k].needs_codes(c),
+                None if c.is_string() => {
+                    return Err(ExecError::Input(format!(
+                        "{}: {} is numeric in this model (no Lookup turns its strings into codes), but the batch gives it a string column",
+                        model.file.name(),
+                        model.feature_label(j)
+                    )))
+                }
+                None => {}
+            }
+        }
+        Ok(needs_view)
+    }
+
+    /// Runs `f` on the batch after the input stage: `batch` itself when no column needs
+    /// codes, else a view with each looked-up column replaced by its codes (`n` values per
+    /// column, 1 for a broadcast literal), built in the session's reused buffers.
+    fn staged<R>(
+        &mut self,
+        batch: &Batch<'_>,
+        needs_view: bool,
+        f: impl FnOnce(&mut Runner, &mut explain::ExplainScratch, &Batch<'_>) -> Result<R, ExecError>,
+    ) -> Result<R, ExecError> {
+        let model = self.model.clone();
+        let plan = &model.plan;
+        if !needs_view || batch.n_rows() == 0 {
+            return f(&mut self.run, &mut self.explain, batch);
+        }
+        let n = batch.n_rows();
+        // The input stage: codes of every looked-up column that needs them, `n` values per
+        // column (1 for a broadcast literal), then a view of the batch with those columns
+        // replaced.
+        let LookupScratch {
+            codes, dict, cols, ..
+        } = &mut self.lookup;
+        let n_code = plan
+            .lookups
+            .iter()
+            .filter(|st| st.needs_codes(&batch.columns()[st.feature]))
+            .count();
+        if codes.len() < n_code * n {
+            codes.resize(n_code * n, 0.0);
+        }
+        let mut spans = codes.chunks_mut(n);
+        let mut view: Vec<Column<'_>> = std::mem::take(cols);
+        view.extend_from_slice(batch.columns());
+        let mut slot = 0;
+        for st in &plan.lookups {
+            let c = batch.columns()[st.feature];
+            if !st.needs_codes(&c) {
+                continue;
+            }
+            let Some(span) = spans.next() else { break };
+            let rows = if c.stride == 0 { 1 } else { n };
+            let dst = &mut span[..rows];
+            if let Err(m) = st.codes(&c, dst, dict) {
+                *cols = recycle(view);
+                return Err(ExecError::Input(m.message(
+                    model.file.name(),
+                    &model.feature_label(st.feature),
+                    st,
+                )));
+            }
+            slot += 1;
+        }
+        debug_assert_eq!(slot, n_code);
+        // The codes, read-only from here on: column k of the view reads its span.
+        let codes: &[f32] = codes;
+        let mut spans = codes.chunks(n);
+        for st in &plan.lookups {
+            let c = batch.columns()[st.feature];
+            if !st.needs_codes(&c) {
+                continue;
+            }
+            let Some(span) = spans.next() else { break };
+            view[st.feature] = Column {
+                data: ColumnData::F32(span),
+                offset: 0,
+                stride: if c.stride == 0 { 0 } else { 1 },
+            };
+        }
+        let view = Batch::trusted(view, n);
+        let r = f(&mut self.run, &mut self.explain, &view);
+        *cols = recycle(view.into_columns());
+        r
+    }
+
+    /// Runs one row of f64 features with no heap allocation (after the first call). A
+    /// feature with an integer vocabulary takes the category's value (mapped to its code);
+    /// one with a string vocabulary takes the code.
+    pub fn predict_row(&mut self, row: &[f64]) -> Result<&Outputs, ExecError> {
+        let model = self.model.clone();
+        let plan = &model.plan;
+        if !plan
+            .lookups
+            .iter()
+            .any(|st| matches!(st.index, Index::Int(_)))
+        {
+            return self.run.predict_one(&model, Source::RowF64(row), row.len());
+        }
+        self.check_row_len(row.len())?;
+        let buf = &mut self.lookup.row;
+        buf.clear();
+        buf.extend_from_slice(row);
+        self.numeric_lookups()?;
+        self.run
+            .predict_one(&model, Source::RowF64(&self.lookup.row), row.len())
+    }
+
+    /// Runs one row of f32 features with no heap allocation (after the first call); as
+    /// [`Session::predict_row`].
+    pub fn predict_row_f32(&mut self, row: &[f32]) -> Result<&Outputs, ExecError> {
+        let model = self.model.clone();
+        let plan = &model.plan;
+        if !plan
+            .lookups
+            .iter()
+            .any(|st| matches!(st.index, Index::Int(_)))
+        {
+            return self.run.predict_one(&model, Source::RowF32(row), row.len());
+        }
+        self.check_row_len(row.len())?;
+        let buf = &mut self.lookup.row;
+        buf.clear();
+        buf.extend(row.iter().map(|&v| v as f64));
+        self.numeric_lookups()?;
+        self.run
+            .predict_one(&model, Source::RowF64(&self.lookup.row), row.len())
+    }
+
+    /// Runs one typed row (numbers, strings, booleans, missing values) with no heap
+    /// allocation per call once warm. `Bool` is 0 or 1, `Missing` is NaN; `Str` is the
+    /// category of a feature the model looks up (through its `Lookup`); a string for any
+    /// other feature, or for a feature with integer categories, is an [`ExecError::Input`]
+    /// naming the feature. Numbers go through the input stage as in
+    /// [`Session::predict_row`].
+    pub fn predict_row_typed(&mut self, row: &[Value<'_>]) -> Result<&Outputs, ExecError> {
+        let model = self.model.clone();
+        let plan = &model.plan;
+        self.check_row_len(row.len())?;
+        let buf = &mut self.lookup.row;
+        buf.clear();
+        for (j, v) in row.iter().enumerate() {
+            let x = match *v {
+                Value::Num(x) => x,
+                Value::Bool(b) => b as u8 as f64,
+                Value::Missing => f64::NAN,
+                Value::Str(s) => {
+                    let Some(st) = plan
+                        .lookup_of
+                        .get(j)
+                        .copied()
+                        .flatten()
+                        .map(|k| &plan.lookups[k])
+                    else {
+                        return Err(ExecError::Input(format!(
+                            "{}: {} is numeric in this model (no Lookup turns strings into codes), but the row gives it the string {:?}",
+                            model.file.name(),
+                            model.feature_label(j),
+                            lookup::truncate(s)
+                        )));
+                    };
+                    match st.code_of_str(s.as_bytes()) {
+                        Ok(c) => c as f64,
+                        Err(m) => {
+                            return Err(ExecError::Input(m.message(
+                                model.file.name(),
+                                &model.feature_label(j),
+                                st,
+                            )))
+                        }
+                    }
+                }
+            };
+            buf.push(x);
+        }
+        // Numbers (and booleans) for integer vocabularies; strings were coded above.
+        for st in &plan.lookups {
+            let Some(&x) = self.lookup.row.get(st.feature) else {
+                continue;
+            };
+            if matches!(st.index, Index::Int(_))
+                && !matches!(row.get(st.feature), Some(Value::Str(_)))
+            {
+                let code = st.code_of_f64(x).map_err(|m| {
+                    ExecError::Input(m.message(
+                        model.file.name(),
+                        &model.feature_label(st.feature),
+                        st,
+                    ))
+                })?;
+                if let Some(o) = self.lookup.row.get_mut(st.feature) {
+                    *o = code;
+                }
+            }
+        }
+        self.run
+            .predict_one(&model, Source::RowF64(&self.lookup.row), row.len())
+    }
+
+    fn check_row_len(&self, len: usize) -> Result<(), ExecError> {
+        let f = self.model.plan.n_features;
+        if len != f {
+            return Err(ExecError::Input(format!(
+                "{}: the row has {len} values but the model takes {f} features",
+                self.model.file.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Maps the numbers of `self.lookup.row` through the integer vocabularies.
+    fn numeric_lookups(&mut self) -> Result<(), ExecError> {
+        let model = &self.model;
+        for st in &model.plan.lookups {
+            if let Index::Int(_) = st.index {
+                if let Some(x) = self.lookup.row.get_mut(st.feature) {
+                    *x = st.code_of_f64(*x).map_err(|m| {
+                        ExecError::Input(m.message(
+                            model.file.name(),
+                            &model.feature_label(st.feature),
+                            st,
+                        ))
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Runner {
     fn resize_outputs(&mut self, n: usize) {
         self.outputs.n_rows = n;
         for o in &mut self.outputs.outputs {
@@ -358,27 +782,15 @@ impl Session {
         }
     }
 
-    /// Runs a batch; the result borrows the session's buffers.
-    pub fn predict_batch(
+    /// Runs the plan's steps over every chunk of `batch` (numeric columns only), into the
+    /// outputs (already sized for its rows).
+    fn run_batch(
         &mut self,
+        plan: &Plan,
         batch: &Batch<'_>,
         opts: RunOptions,
-    ) -> Result<&Outputs, ExecError> {
-        let model = self.model.clone();
-        let plan = &model.plan;
-        if batch.n_columns() != plan.n_features {
-            return Err(ExecError::Input(format!(
-                "{}: the batch has {} columns but the model takes {} features",
-                model.file.name(),
-                batch.n_columns(),
-                plan.n_features
-            )));
-        }
+    ) -> Result<(), ExecError> {
         let n = batch.n_rows();
-        self.resize_outputs(n);
-        if n == 0 {
-            return Ok(&self.outputs);
-        }
         let cr = plan.chunk_rows;
         let n_chunks = n.div_ceil(cr);
         let threads = match opts.threads {
@@ -443,11 +855,15 @@ impl Session {
         } else {
             workers.par_iter_mut().for_each(run);
         }
-        Ok(&self.outputs)
+        Ok(())
     }
 
-    fn predict_one(&mut self, src: Source<'_, '_>, len: usize) -> Result<&Outputs, ExecError> {
-        let model = &self.model;
+    fn predict_one(
+        &mut self,
+        model: &Model,
+        src: Source<'_, '_>,
+        len: usize,
+    ) -> Result<&Outputs, ExecError> {
         let plan = &model.plan;
         if len != plan.n_features {
             return Err(ExecError::Input(format!(
@@ -481,15 +897,5 @@ impl Session {
             exec::extract(plan, worker, k, 1, dst, 0);
         }
         Ok(&self.outputs)
-    }
-
-    /// Runs one row of f64 features with no heap allocation (after the first call).
-    pub fn predict_row(&mut self, row: &[f64]) -> Result<&Outputs, ExecError> {
-        self.predict_one(Source::RowF64(row), row.len())
-    }
-
-    /// Runs one row of f32 features with no heap allocation (after the first call).
-    pub fn predict_row_f32(&mut self, row: &[f32]) -> Result<&Outputs, ExecError> {
-        self.predict_one(Source::RowF32(row), row.len())
     }
 }

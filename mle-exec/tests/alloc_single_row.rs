@@ -1,129 +1,57 @@
 //! The single-row path allocates nothing once the session is warm, for a model mixing every
 //! kind of step: tree ensembles (on the input and on an intermediate value, multi-target),
 //! classical ops, casts, fused dense layers, softmax, argmax. Proved with a counting global
-//! allocator (counting only on the test's own thread).
+//! allocator (`mle_testkit::CountingAlloc`, counting only on the test's own thread).
 
 mod exec_util;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use exec_util::*;
 use mle_exec::{Batch, Model, OutputData, RunOptions, Session};
-use mle_format::{Attr, DType, Node};
-
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note() {
-    if COUNTING.with(|c| c.get()) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use mle_format::tree::{flags, Comparison, Precision, TreeEnsembleSpec};
+use mle_format::{Attr, DType, ModelBuilder, Node, WriteOptions};
+use mle_testkit::{allocations_during, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
+/// Allocation calls `f` makes on this thread.
 fn count<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (r, ALLOCS.load(Ordering::Relaxed))
+    allocations_during(f)
 }
 
-fn tree_node(name: &str, input: &str, output: &str, p: &str, n_targets: i64) -> Node {
-    let t = |s: &str| Attr::Tensor(format!("{p}{s}"));
-    Node::new(name, "TreeEnsemble", &[input], &[output])
-        .with("n_targets", Attr::Int(n_targets))
-        .with("leaf_dim", Attr::Int(n_targets))
-        .with("tree_roots", t("roots"))
-        .with("feature", t("feature"))
-        .with("threshold", t("threshold"))
-        .with("left", t("left"))
-        .with("right", t("right"))
-        .with("flags", t("flags"))
-        .with("leaf_values", t("leaf"))
-        .with("comparison", Attr::Str("le".into()))
-        .with("input_precision", Attr::Str("f64".into()))
-        .with("aggregate", Attr::Str("sum".into()))
-}
-
-fn stump(p: &str, feature: i32, threshold: f64, leaves: [&[f64]; 2]) -> Vec<(String, T)> {
-    let mut leaf = vec![0.0; leaves[0].len()];
-    leaf.extend(leaves[0]);
-    leaf.extend(leaves[1]);
-    vec![
-        (format!("{p}roots"), T::U32(vec![1], vec![0])),
-        (format!("{p}feature"), T::I32(vec![3], vec![feature, 0, 0])),
-        (
-            format!("{p}threshold"),
-            T::F64(vec![3], vec![threshold, 0.0, 0.0]),
-        ),
-        (format!("{p}left"), T::U32(vec![3], vec![1, 0, 0])),
-        (format!("{p}right"), T::U32(vec![3], vec![2, 0, 0])),
-        // Root: missing goes left (bit 1); children are leaves (bit 0).
-        (format!("{p}flags"), T::U8(vec![3], vec![0b10, 1, 1])),
-        (
-            format!("{p}leaf"),
-            T::F64(vec![3 * leaves[0].len() as u64], leaf),
-        ),
-    ]
+/// Writes the one-split tree `x[feature] <= threshold → leaves[0] | leaves[1]` (vector
+/// leaves, a missing value goes left) as the `TreeEnsemble` node `name`.
+fn stump(
+    b: &mut ModelBuilder,
+    name: &str,
+    input: &str,
+    feature: i32,
+    threshold: f64,
+    leaves: [&[f64]; 2],
+) {
+    let nt = leaves[0].len();
+    let mut s = TreeEnsembleSpec::new(nt, nt, Comparison::Le, Precision::F64);
+    let root = s.split(feature, threshold, 1, 2, flags::MISSING_LEFT);
+    s.leaf(leaves[0]);
+    s.leaf(leaves[1]);
+    s.push_tree(root, 0, 1.0);
+    s.write(b, name, input, name).expect("a valid stump");
 }
 
 fn model() -> Model {
     let w1: Vec<f32> = (0..12).map(|i| (i as f32 - 5.5) / 4.0).collect(); // [4, 3]
     let w2: Vec<f32> = (0..8).map(|i| (i as f32 - 3.5) / 2.0).collect(); // [2, 4]
-    let mut tensors: Vec<(String, T)> = Vec::new();
-    tensors.extend(stump("a_", 0, 0.0, [&[1.0], &[2.0]]));
-    tensors.extend(stump("b_", 1, 0.5, [&[1.0, -1.0], &[3.0, -3.0]]));
-    tensors.push(("fill".into(), T::F64(vec![3], vec![0.0, 0.0, 0.0])));
-    tensors.push(("w1".into(), T::F32(vec![4, 3], w1)));
-    tensors.push(("w2".into(), T::F32(vec![2, 4], w2)));
-    let tensors: Vec<(&str, T)> = tensors
-        .iter()
-        .map(|(n, t)| (n.as_str(), clone_t(t)))
-        .collect();
-    build(
+    let tensors: Vec<(&str, T)> = vec![
+        ("fill", T::F64(vec![3], vec![0.0, 0.0, 0.0])),
+        ("w1", T::F32(vec![4, 3], w1)),
+        ("w2", T::F32(vec![2, 4], w2)),
+    ];
+    let mut b = builder(
         3,
         DType::F64,
-        vec![
-            tree_node("ta", "X", "ta", "a_", 1),
-            Node::new("imp", "Imputer", &["X"], &["xi"])
-                .with("values", Attr::Tensor("fill".into())),
-            tree_node("tb", "xi", "tb", "b_", 2),
-            Node::new("cast", "Cast", &["xi"], &["x32"]).with("to", Attr::Str("f32".into())),
-            Node::new("g1", "Gemm", &["x32"], &["h0"]).with("weight", Attr::Tensor("w1".into())),
-            Node::new("relu", "Relu", &["h0"], &["h"]),
-            Node::new("g2", "Gemm", &["h"], &["o"]).with("weight", Attr::Tensor("w2".into())),
-            Node::new("sm", "Softmax", &["o"], &["p"]),
-            Node::new("am", "ArgMax", &["tb"], &["label"]),
-        ],
+        vec![],
         tensors,
         vec![
             vi("ta", DType::F64, &[-1, 1]),
@@ -131,18 +59,24 @@ fn model() -> Model {
             vi("p", DType::F32, &[-1, 2]),
             vi("label", DType::I64, &[-1]),
         ],
-    )
-    .unwrap()
-}
-
-fn clone_t(t: &T) -> T {
-    match t {
-        T::F32(s, d) => T::F32(s.clone(), d.clone()),
-        T::F64(s, d) => T::F64(s.clone(), d.clone()),
-        T::U32(s, d) => T::U32(s.clone(), d.clone()),
-        T::I32(s, d) => T::I32(s.clone(), d.clone()),
-        T::U8(s, d) => T::U8(s.clone(), d.clone()),
+    );
+    stump(&mut b, "ta", "X", 0, 0.0, [&[1.0], &[2.0]]);
+    b.push_node(
+        Node::new("imp", "Imputer", &["X"], &["xi"]).with("values", Attr::Tensor("fill".into())),
+    );
+    stump(&mut b, "tb", "xi", 1, 0.5, [&[1.0, -1.0], &[3.0, -3.0]]);
+    for node in [
+        Node::new("cast", "Cast", &["xi"], &["x32"]).with("to", Attr::Str("f32".into())),
+        Node::new("g1", "Gemm", &["x32"], &["h0"]).with("weight", Attr::Tensor("w1".into())),
+        Node::new("relu", "Relu", &["h0"], &["h"]),
+        Node::new("g2", "Gemm", &["h"], &["o"]).with("weight", Attr::Tensor("w2".into())),
+        Node::new("sm", "Softmax", &["o"], &["p"]),
+        Node::new("am", "ArgMax", &["tb"], &["label"]),
+    ] {
+        b.push_node(node);
     }
+    let bytes = b.to_bytes(&WriteOptions::default()).unwrap();
+    Model::from_bytes(&bytes, "test.mle").unwrap()
 }
 
 /// The model computed by hand.

@@ -6,26 +6,11 @@
 use mle_exec::{ExecError, Model};
 use mle_format::*;
 
+/// Metadata of a model over `n` unnamed f64 features with no declared outputs.
 fn meta(n: usize) -> Metadata {
-    Metadata {
-        framework: "test".into(),
-        framework_version: String::new(),
-        model_type: "test".into(),
-        task: Task::Regression,
-        input: InputSchema {
-            feature_names: vec![],
-            dtype: DType::F64,
-            shape: vec![-1, n as i64],
-        },
-        output: OutputSchema {
-            names: vec![],
-            dtypes: vec![],
-            class_labels: None,
-        },
-        export_time: String::new(),
-        exporter_version: String::new(),
-        user: Default::default(),
-    }
+    let mut m = Metadata::new("test", "test", Task::Regression, vec![], DType::F64, &[]);
+    m.input.shape = vec![-1, n as i64];
+    m
 }
 
 fn compile(b: &ModelBuilder) -> Result<Model, ExecError> {

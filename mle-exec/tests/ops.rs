@@ -877,3 +877,67 @@ fn one_vs_rest_linear_classifier() {
     };
     run_all(model, f, &reference, 1e-12, 1300);
 }
+
+/// The test kit's reference interpreter of docs/OPS.md (`mle_testkit::reference`, the oracle
+/// of the tree and importer tests) agrees with the executor on a graph of classical ops and
+/// post-transforms, so that its non-tree ops can be trusted as references too.
+#[test]
+fn the_test_kit_interpreter_agrees_on_classical_graphs() {
+    let mut rng = Rng(51);
+    let f = 5;
+    let c = 3;
+    let fill = rng.vec(f, -1.0, 1.0);
+    let off = rng.vec(f, -1.0, 1.0);
+    let sc = rng.vec(f, 0.5, 2.0);
+    let coef = rng.vec(c * f, -1.0, 1.0);
+    let icpt = rng.vec(c, -1.0, 1.0);
+    let coef1 = rng.vec(f, -1.0, 1.0);
+    let b = builder(
+        f,
+        DType::F64,
+        vec![
+            Node::new("imp", "Imputer", &["X"], &["xi"]).with("values", tensor("fill")),
+            Node::new("sc", "Scaler", &["xi"], &["xs"])
+                .with("offset", tensor("off"))
+                .with("scale", tensor("sc")),
+            Node::new("n2", "Normalizer", &["xs"], &["xn"]).with("norm", Attr::Str("l2".into())),
+            Node::new("lin", "LinearModel", &["xn"], &["m"])
+                .with("coef", tensor("coef"))
+                .with("intercept", tensor("icpt")),
+            Node::new("sm", "Softmax", &["m"], &["probabilities"]),
+            Node::new("am", "ArgMax", &["probabilities"], &["label"]),
+            Node::new("lin1", "LinearModel", &["xi"], &["m1"]).with("coef", tensor("coef1")),
+            Node::new("sg", "Sigmoid", &["m1"], &["p1"]),
+            Node::new("b2p", "BinaryToProba", &["p1"], &["proba1"]),
+            Node::new("th", "Threshold", &["p1"], &["label1"]).with("threshold", Attr::Float(0.5)),
+            Node::new("ex", "Exp", &["m1"], &["mean1"]),
+            Node::new("c32", "Cast", &["xs"], &["xs32"]).with("to", Attr::Str("f32".into())),
+            Node::new("c64", "Cast", &["xs32"], &["xs64"]).with("to", Attr::Str("f64".into())),
+        ],
+        vec![
+            ("fill", T::F64(vec![f as u64], fill)),
+            ("off", T::F64(vec![f as u64], off)),
+            ("sc", T::F64(vec![f as u64], sc)),
+            ("coef", T::F64(vec![c as u64, f as u64], coef)),
+            ("icpt", T::F64(vec![c as u64], icpt)),
+            ("coef1", T::F64(vec![1, f as u64], coef1)),
+        ],
+        vec![
+            vi("label", DType::I64, &[-1]),
+            vi("probabilities", DType::F64, &[-1, c as i64]),
+            vi("proba1", DType::F64, &[-1, 2]),
+            vi("label1", DType::I64, &[-1]),
+            vi("mean1", DType::F64, &[-1]),
+            vi("xs64", DType::F64, &[-1, f as i64]),
+        ],
+    );
+    let bytes = b.to_bytes(&WriteOptions::default()).unwrap();
+    let file = mle_format::MleFile::from_bytes(&bytes, "kit.mle", &Default::default()).unwrap();
+    let model = Model::from_bytes(&bytes, "kit.mle").unwrap();
+    let names: Vec<String> = model.outputs().iter().map(|o| o.name.clone()).collect();
+    let reference = |x: &[f64]| {
+        let v = mle_testkit::reference::run(&file, &[x.to_vec()]);
+        names.iter().map(|n| v[n].data.clone()).collect()
+    };
+    run_all(model, f, &reference, 1e-9, 1100);
+}

@@ -9,7 +9,7 @@ use tree_util::*;
 fn side(s: &Spec, x: f64) -> f64 {
     let ens = s.compile(1).unwrap();
     let out = predict_all(&ens, &[vec![x]]);
-    assert_same(&out[0], &s.reference(&[x]), "reference");
+    assert_same(&out[0], &s.reference().row(&[x]), "reference");
     out[0][0]
 }
 
@@ -17,12 +17,12 @@ fn side(s: &Spec, x: f64) -> f64 {
 fn side32(s: &Spec, x: f32) -> f64 {
     let ens = s.compile(1).unwrap();
     let out = predict_all_f32(&ens, &[vec![x]]);
-    assert_same(&out[0], &s.reference(&[x as f64]), "reference");
+    assert_same(&out[0], &s.reference().row(&[x as f64]), "reference");
     out[0][0]
 }
 
 fn stump(cmp: &str, prec: &str, t: f64, flags: u8) -> Spec {
-    let mut s = Spec::new(cmp, prec);
+    let mut s = spec(cmp, prec);
     s.stump(0, t, flags, -1.0, 1.0);
     s
 }
@@ -190,8 +190,95 @@ fn categorical(members: &str, flags: u8, prec: &str) -> Spec {
     offsets[1] = 2;
     offsets[2] = 2;
     offsets[3] = 2;
-    s.cat = Some((offsets, vec![0b1001, 1 << 8], members.to_string()));
+    s.categories = Some(CategorySets {
+        offsets,
+        bits: vec![0b1001, 1 << 8],
+    });
+    s.categorical_members = Members::parse(members).unwrap();
     s
+}
+
+#[test]
+fn categorical_rule_xgboost_reads_minus_one_to_zero_as_no_category() {
+    for prec in ["f32", "f64"] {
+        let mut xgb = categorical("right", 0, prec);
+        xgb.categorical_rule = CategoricalRule::XgBoost;
+        let lgb = categorical("right", 0, prec);
+        for (x, member_xgb, member_lgb) in [
+            (-0.5, false, true),
+            (-1e-30, false, true),
+            (-0.999, false, true),
+            (-0.0, true, true),
+            (0.0, true, true),
+            (0.7, true, true),
+            (3.9, true, true),
+            (-1.0, false, false),
+            (-3.5, false, false),
+            (1.0, false, false),
+            (64.0, false, false),
+        ] {
+            assert_eq!(
+                side(&xgb, x),
+                if member_xgb { R } else { L },
+                "{prec} xgboost: {x}"
+            );
+            assert_eq!(
+                side(&lgb, x),
+                if member_lgb { R } else { L },
+                "{prec} lightgbm: {x}"
+            );
+            assert_eq!(
+                side32(&xgb, x as f32),
+                if member_xgb { R } else { L },
+                "{prec} xgboost f32: {x}"
+            );
+        }
+        // -1e-50 is -0.0 in f32 (category 0) but negative in f64.
+        assert_eq!(
+            side(&xgb, -1e-50),
+            if prec == "f32" { R } else { L },
+            "{prec}: -1e-50"
+        );
+        assert_eq!(side(&xgb, f64::NAN), R, "NaN follows bit 1");
+    }
+}
+
+#[test]
+fn an_unknown_categorical_rule_is_refused() {
+    let s = categorical("right", 0, "f64");
+    let bytes = {
+        let mut node_b = mle_format::ModelBuilder::new(mle_format::Metadata::new(
+            "t",
+            "t",
+            mle_format::Task::Regression,
+            vec!["a".into()],
+            mle_format::DType::F64,
+            &[("y", mle_format::DType::F64)],
+        ));
+        let node = s.add_unchecked(&mut node_b, "t", "X", "y").unwrap().with(
+            mle_format::tree::attr::CATEGORICAL_RULE,
+            mle_format::Attr::Str("sklearn".into()),
+        );
+        node_b.push_node(node);
+        node_b.set_inputs(vec![mle_format::ValueInfo {
+            name: "X".into(),
+            dtype: mle_format::DType::F64,
+            shape: vec![-1, 1],
+        }]);
+        node_b.set_outputs(vec![mle_format::ValueInfo {
+            name: "y".into(),
+            dtype: mle_format::DType::F64,
+            shape: vec![-1, 1],
+        }]);
+        node_b.to_bytes(&Default::default()).unwrap()
+    };
+    let e = mle_exec::Model::from_bytes(&bytes, "rule.mle")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("categorical_rule") && e.contains("sklearn"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -240,27 +327,29 @@ fn categorical_members_left_and_right() {
     let words = (big / 32 + 1) as usize;
     let mut bits = vec![0u32; words];
     bits[(big / 32) as usize] |= 1 << (big % 32);
-    s.cat = Some((
-        vec![0, words as u32, words as u32, words as u32],
+    s.categories = Some(CategorySets {
+        offsets: vec![0, words as u32, words as u32, words as u32],
         bits,
-        "left".into(),
-    ));
+    });
     assert_eq!(side(&s, big as f64 - 1.0), L);
-    s.precision = "f64".into();
+    s.input_precision = mle_format::tree::Precision::F64;
     assert_eq!(side(&s, big as f64 - 1.0), R);
 }
 
 #[test]
 fn categorical_and_numeric_splits_in_one_tree() {
     // root: categorical on f1 {2}; left: numeric f0 <= 0.5; right: leaf 10.
-    let mut s = Spec::new("le", "f64");
+    let mut s = spec("le", "f64");
     s.split(1, 0.0, 1, 4, CAT);
     s.split(0, 0.5, 2, 3, DL);
     s.leaf(&[1.0]);
     s.leaf(&[2.0]);
     s.leaf(&[10.0]);
     s.roots.push(0);
-    s.cat = Some((vec![0, 1, 1, 1, 1, 1], vec![0b100], "left".into()));
+    s.categories = Some(CategorySets {
+        offsets: vec![0, 1, 1, 1, 1, 1],
+        bits: vec![0b100],
+    });
     let ens = s.compile(2).unwrap();
     let rows = vec![
         vec![0.0, 2.0],
@@ -277,18 +366,18 @@ fn categorical_and_numeric_splits_in_one_tree() {
 
 /// Three stumps on feature 0 at 0.0: leaves (lo, hi) = (1, 2), (10, 20), (100, 200).
 fn three(aggregate: &str) -> Spec {
-    let mut s = Spec::new("lt", "f64");
+    let mut s = spec("lt", "f64");
     s.stump(0, 0.0, 0, 1.0, 2.0);
     s.stump(0, 0.0, 0, 10.0, 20.0);
     s.stump(0, 0.0, 0, 100.0, 200.0);
-    s.aggregate = aggregate.into();
+    s.aggregate = Aggregate::parse(aggregate).unwrap();
     s
 }
 
 fn outputs(s: &Spec, x: f64) -> Vec<f64> {
     let ens = s.compile(1).unwrap();
     let out = predict_all(&ens, &[vec![x]]).remove(0);
-    assert_same(&out, &s.reference(&[x]), "reference");
+    assert_same(&out, &s.reference().row(&[x]), "reference");
     out
 }
 
@@ -299,9 +388,9 @@ fn sum_average_weights_base_scores() {
     assert_eq!(outputs(&three("average"), 1.0), [74.0]);
     let mut s = three("sum");
     s.weights = Some(vec![1.0, 0.5, -2.0]);
-    s.base_scores = Some(vec![0.25]);
+    s.base_scores = vec![0.25];
     assert_eq!(outputs(&s, 1.0), [2.0 + 10.0 - 400.0 + 0.25]);
-    s.aggregate = "average".into();
+    s.aggregate = Aggregate::Average;
     assert_eq!(outputs(&s, -1.0), [(1.0 + 5.0 - 200.0) / 3.0 + 0.25]);
 }
 
@@ -310,16 +399,16 @@ fn tree_targets_route_trees_to_columns() {
     let mut s = three("sum");
     s.n_targets = 3;
     s.targets = Some(vec![2, 0, 2]);
-    s.base_scores = Some(vec![0.5, -0.5, 1.0]);
+    s.base_scores = vec![0.5, -0.5, 1.0];
     assert_eq!(outputs(&s, 1.0), [20.5, -0.5, 203.0]);
-    s.aggregate = "average".into();
+    s.aggregate = Aggregate::Average;
     // Target 2 averages its two trees; target 1 has no tree and keeps its base score.
     assert_eq!(outputs(&s, -1.0), [10.5, -0.5, 101.0 / 2.0 + 1.0]);
 }
 
 #[test]
 fn vector_leaves_add_to_every_target() {
-    let mut s = Spec::new("le", "f32");
+    let mut s = spec("le", "f32");
     s.n_targets = 2;
     s.leaf_dim = 2;
     for (a, b) in [(1.0, 2.0), (3.0, 4.0)] {
@@ -329,19 +418,19 @@ fn vector_leaves_add_to_every_target() {
         s.leaf(&[b, -b]);
         s.roots.push(root);
     }
-    s.base_scores = Some(vec![100.0, 200.0]);
+    s.base_scores = vec![100.0, 200.0];
     assert_eq!(outputs(&s, -1.0), [104.0, 196.0]);
     assert_eq!(outputs(&s, f64::NAN), [104.0, 196.0]);
     assert_eq!(outputs(&s, 1.0), [106.0, 194.0]);
-    s.aggregate = "average".into();
+    s.aggregate = Aggregate::Average;
     s.weights = Some(vec![3.0, 1.0]);
     assert_eq!(outputs(&s, 1.0), [105.0, 195.0]);
 }
 
 #[test]
 fn single_leaf_trees_and_no_trees() {
-    let mut s = Spec::new("le", "f64");
-    s.base_scores = Some(vec![0.5]);
+    let mut s = spec("le", "f64");
+    s.base_scores = vec![0.5];
     assert_eq!(outputs(&s, 3.0), [0.5], "no trees: the base score");
     let l = s.leaf(&[2.0]);
     s.roots.push(l);
@@ -353,7 +442,7 @@ fn single_leaf_trees_and_no_trees() {
 #[test]
 fn deep_unbalanced_tree() {
     // A left-leaning chain of 100 splits x <= i with leaf i at each right.
-    let mut s = Spec::new("le", "f64");
+    let mut s = spec("le", "f64");
     let depth = 100;
     for i in 0..depth {
         let me = s.n_nodes() as u32;
@@ -366,7 +455,8 @@ fn deep_unbalanced_tree() {
     let ens = s.compile(1).unwrap();
     let rows: Vec<Vec<f64>> = (0..250).map(|i| vec![i as f64 * 0.5 - 10.0]).collect();
     let out = predict_all(&ens, &rows);
+    let reference = s.reference();
     for (r, o) in rows.iter().zip(&out) {
-        assert_same(o, &s.reference(r), "deep");
+        assert_same(o, &reference.row(r), "deep");
     }
 }

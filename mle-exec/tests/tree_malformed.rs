@@ -3,11 +3,19 @@
 mod tree_util;
 
 use mle_exec::ExecError;
+use mle_format::{tree::attr, Attr, Node};
 use tree_util::*;
+
+/// Sets the string attribute `key` to `value` (a value the typed spec cannot hold).
+fn set_str(key: &'static str, value: &'static str) -> impl FnOnce(&mut Node) {
+    move |n| {
+        n.attrs.insert(key.into(), Attr::Str(value.into()));
+    }
+}
 
 /// A valid two-tree ensemble on 3 features: nodes 0..3 and 3..8.
 fn valid() -> Spec {
-    let mut s = Spec::new("le", "f64");
+    let mut s = spec("le", "f64");
     s.stump(2, 0.5, DL, 1.0, 2.0);
     s.split(0, 1.0, 4, 5, 0); // 3
     s.leaf(&[3.0]); // 4
@@ -20,7 +28,13 @@ fn valid() -> Spec {
 
 #[track_caller]
 fn invalid(s: &Spec, n_features: usize, needle: &str) {
-    match s.compile(n_features) {
+    invalid_with(s, n_features, |_| {}, needle);
+}
+
+/// As [`invalid`], with the node edited before it is written.
+#[track_caller]
+fn invalid_with(s: &Spec, n_features: usize, edit: impl FnOnce(&mut Node), needle: &str) {
+    match s.compile_with(n_features, edit) {
         Err(ExecError::InvalidGraph { detail, node, .. }) => {
             assert_eq!(node, "trees");
             assert!(
@@ -109,7 +123,7 @@ fn wrong_tensor_lengths() {
 
 #[test]
 fn too_deep() {
-    let mut s = Spec::new("le", "f64");
+    let mut s = spec("le", "f64");
     for i in 0..200u32 {
         s.split(0, 0.0, 2 * i + 2, 2 * i + 1, 0);
         s.leaf(&[1.0]);
@@ -118,7 +132,7 @@ fn too_deep() {
     s.roots.push(0);
     invalid(&s, 1, "depth exceeds the limit of 128");
     // 128 deep is fine.
-    let mut s = Spec::new("le", "f64");
+    let mut s = spec("le", "f64");
     for i in 0..128u32 {
         s.split(0, 0.0, 2 * i + 2, 2 * i + 1, 0);
         s.leaf(&[1.0]);
@@ -132,6 +146,7 @@ fn too_deep() {
 fn targets_and_shapes() {
     let mut s = valid();
     s.n_targets = 2;
+    s.base_scores = vec![0.0; 2];
     s.targets = Some(vec![0, 2]);
     invalid(&s, 3, "tree_targets[1] = 2 outside 0..2");
     let mut s = valid();
@@ -145,7 +160,7 @@ fn targets_and_shapes() {
     s.leaf_dim = 3;
     invalid(&s, 3, "leaf_dim is 3");
     let mut s = valid();
-    s.base_scores = Some(vec![0.0, 1.0]);
+    s.base_scores = vec![0.0, 1.0];
     invalid(&s, 3, "base_scores has 2 values");
 }
 
@@ -154,15 +169,20 @@ fn flags_and_strings() {
     let mut s = valid();
     s.flags[0] |= 0x40;
     invalid(&s, 3, "undefined bits");
-    let mut s = valid();
-    s.comparison = "gt".into();
-    invalid(&s, 3, "\"comparison\" is \"gt\"");
-    let mut s = valid();
-    s.precision = "f16".into();
-    invalid(&s, 3, "input_precision");
-    let mut s = valid();
-    s.aggregate = "max".into();
-    invalid(&s, 3, "aggregate");
+    let s = valid();
+    invalid_with(
+        &s,
+        3,
+        set_str(attr::COMPARISON, "gt"),
+        "\"comparison\" is \"gt\"",
+    );
+    invalid_with(
+        &s,
+        3,
+        set_str(attr::INPUT_PRECISION, "f16"),
+        "input_precision",
+    );
+    invalid_with(&s, 3, set_str(attr::AGGREGATE, "max"), "aggregate");
 }
 
 #[test]
@@ -171,15 +191,21 @@ fn categorical_offsets() {
     s.flags[0] |= CAT;
     // Missing bitsets.
     invalid(&s, 3, "missing tensor attribute \"cat_offsets\"");
-    s.cat = Some((vec![0, 1, 1, 1, 1, 1, 1, 1], vec![1], "left".into()));
+    let sets = |offsets: Vec<u32>, bits: Vec<u32>| Some(CategorySets { offsets, bits });
+    s.categories = sets(vec![0, 1, 1, 1, 1, 1, 1, 1], vec![1]);
     invalid(&s, 3, "\"cat_offsets\" has 8 elements, expected 9");
-    s.cat = Some((vec![0, 2, 1, 1, 1, 1, 1, 1, 1], vec![1, 2], "left".into()));
+    s.categories = sets(vec![0, 2, 1, 1, 1, 1, 1, 1, 1], vec![1, 2]);
     invalid(&s, 3, "cat_offsets[2] = 1");
-    s.cat = Some((vec![0, 3, 3, 3, 3, 3, 3, 3, 3], vec![1, 2], "left".into()));
+    s.categories = sets(vec![0, 3, 3, 3, 3, 3, 3, 3, 3], vec![1, 2]);
     invalid(&s, 3, "cat_offsets[1] = 3");
-    s.cat = Some((vec![0, 1, 1, 1, 1, 1, 1, 1, 1], vec![1], "up".into()));
-    invalid(&s, 3, "categorical_members");
-    s.cat = Some((vec![0, 1, 1, 1, 1, 1, 1, 1, 1], vec![1], "right".into()));
+    s.categories = sets(vec![0, 1, 1, 1, 1, 1, 1, 1, 1], vec![1]);
+    invalid_with(
+        &s,
+        3,
+        set_str(attr::CATEGORICAL_MEMBERS, "up"),
+        "categorical_members",
+    );
+    s.categorical_members = Members::Right;
     s.compile(3).unwrap();
 }
 
@@ -192,8 +218,8 @@ fn wrong_dtype_is_a_format_error() {
         mle_format::MleFile::from_bytes(&bytes, "t.mle", &mle_format::ReadOptions::default())
             .unwrap();
     let mut node = file.graph().nodes[0].clone();
-    node.attrs
-        .insert("feature".into(), mle_format::Attr::Tensor("left".into()));
+    let left = node.attr(attr::LEFT).cloned().expect("the left tensor");
+    node.attrs.insert(attr::FEATURE.into(), left);
     match mle_exec::tree::TreeEnsemble::compile(&node, &file, 3) {
         Err(ExecError::Format(e)) => assert!(e.to_string().contains("expected i32"), "{e}"),
         other => panic!("expected a format error, got {:?}", other.map(|_| ())),

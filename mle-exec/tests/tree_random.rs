@@ -1,6 +1,6 @@
 //! Property test: random forests (random shapes, node orders, flags, thresholds on the edges of
-//! the inputs, categorical splits, targets, weights, aggregation) against the naive recursive
-//! reference of `tree_util`, on f32 and f64 inputs, through the batch path (columns, row-major,
+//! the inputs, categorical splits, targets, weights, aggregation) against the reference
+//! interpreter of `mle_testkit` (docs/OPS.md), on f32 and f64 inputs, through the batch path (columns, row-major,
 //! ranges not starting at 0, sizes around the block boundaries) and the row path.
 
 mod tree_util;
@@ -43,7 +43,7 @@ fn tree(
     categorical: bool,
     cat: &mut (Vec<u32>, Vec<u32>),
 ) -> u32 {
-    let nt = s.leaf_dim as usize;
+    let nt = s.leaf_dim;
     let me = s.n_nodes();
     if depth >= max_depth || (depth > 0 && rng.chance(0.2)) {
         let vals: Vec<f64> = (0..nt)
@@ -122,15 +122,16 @@ fn forest(seed: u64) -> Forest {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let n_features = 1 + rng.below(12);
     let mut f = Forest {
-        spec: Spec::new(["lt", "le"][rng.below(2)], ["f32", "f64"][rng.below(2)]),
+        spec: spec(["lt", "le"][rng.below(2)], ["f32", "f64"][rng.below(2)]),
         n_features,
         pool: vec![vec![0.0, -0.0, f64::NAN, 1.0, -1.0]; n_features],
     };
     let mut s = f.spec.clone();
     let n_targets = 1 + rng.below(3);
-    s.n_targets = n_targets as i64;
+    s.n_targets = n_targets;
+    s.base_scores = vec![0.0; n_targets];
     s.leaf_dim = if n_targets > 1 && rng.chance(0.3) {
-        n_targets as i64
+        n_targets
     } else {
         1
     };
@@ -160,7 +161,11 @@ fn forest(seed: u64) -> Forest {
     }
     cat.0.push(cat.1.len() as u32);
     if categorical {
-        s.cat = Some((cat.0, cat.1, ["left", "right"][rng.below(2)].to_string()));
+        s.categories = Some(CategorySets {
+            offsets: cat.0,
+            bits: cat.1,
+        });
+        s.categorical_members = [Members::Left, Members::Right][rng.below(2)];
     }
     if s.leaf_dim == 1 && n_targets > 1 {
         s.targets = Some((0..n_trees).map(|_| rng.below(n_targets) as u32).collect());
@@ -171,14 +176,12 @@ fn forest(seed: u64) -> Forest {
     if rng.chance(0.5) {
         // Multiples of 2^-10: base scores travel as JSON numbers, and serde_json without its
         // `float_roundtrip` feature can misread the last bit of an arbitrary f64.
-        s.base_scores = Some(
-            (0..n_targets)
-                .map(|_| rng.below(1024) as f64 / 1024.0 - 0.5)
-                .collect(),
-        );
+        s.base_scores = (0..n_targets)
+            .map(|_| rng.below(1024) as f64 / 1024.0 - 0.5)
+            .collect();
     }
     if rng.chance(0.3) {
-        s.aggregate = "average".into();
+        s.aggregate = Aggregate::Average;
     }
     f.spec = s;
     f
@@ -202,6 +205,7 @@ fn rows(f: &Forest, n: usize, rng: &mut Rng) -> Vec<Vec<f64>> {
 }
 
 fn check_batch_f64(ens: &TreeEnsemble, f: &Forest, x: &[Vec<f64>], start: usize, n: usize) {
+    let reference = f.spec.reference();
     let nf = f.n_features;
     let nt = ens.n_targets();
     let cols: Vec<Vec<f64>> = (0..nf).map(|j| x.iter().map(|r| r[j]).collect()).collect();
@@ -210,7 +214,7 @@ fn check_batch_f64(ens: &TreeEnsemble, f: &Forest, x: &[Vec<f64>], start: usize,
     let mut s = ens.scratch();
     ens.predict_batch(&batch, start..start + n, &mut out, &mut s);
     for i in 0..n {
-        let want = f.spec.reference(&x[start + i]);
+        let want = reference.row(&x[start + i]);
         assert_same(
             &out[i * nt..(i + 1) * nt],
             &want,
@@ -226,6 +230,7 @@ fn check_batch_f64(ens: &TreeEnsemble, f: &Forest, x: &[Vec<f64>], start: usize,
 }
 
 fn check_batch_f32(ens: &TreeEnsemble, f: &Forest, x: &[Vec<f64>], start: usize, n: usize) {
+    let reference = f.spec.reference();
     let nf = f.n_features;
     let nt = ens.n_targets();
     let x32: Vec<Vec<f32>> = x
@@ -239,7 +244,7 @@ fn check_batch_f32(ens: &TreeEnsemble, f: &Forest, x: &[Vec<f64>], start: usize,
     ens.predict_batch(&batch, start..start + n, &mut out, &mut s);
     for i in 0..n {
         let widened: Vec<f64> = x32[start + i].iter().map(|&v| v as f64).collect();
-        let want = f.spec.reference(&widened);
+        let want = reference.row(&widened);
         assert_same(
             &out[i * nt..(i + 1) * nt],
             &want,

@@ -4,10 +4,8 @@
 //! midpoints between f32 neighbours, f64 values just off an f32, ±0, subnormals, beyond the
 //! f32 range, ±∞, NaN) against inputs on and around it.
 
-mod tree_util;
-
 use mle_exec::tree::threshold::{down_f32, le_threshold_f32, le_threshold_f64, up_f32};
-use tree_util::Rng;
+use mle_testkit::Rng;
 
 fn f32_neighbours(v: f32, k: u32) -> Vec<f32> {
     let mut out = vec![v];

@@ -9,25 +9,14 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mle_format::*;
 
 fn model(bytes: usize, key: &SecretKey) -> Vec<u8> {
-    let meta = Metadata {
-        framework: "bench".into(),
-        framework_version: String::new(),
-        model_type: "Dense".into(),
-        task: Task::Regression,
-        input: InputSchema {
-            feature_names: (0..256).map(|i| format!("f{i}")).collect(),
-            dtype: DType::F32,
-            shape: vec![-1, 256],
-        },
-        output: OutputSchema {
-            names: vec!["prediction".into()],
-            dtypes: vec![DType::F32],
-            class_labels: None,
-        },
-        export_time: String::new(),
-        exporter_version: String::new(),
-        user: Default::default(),
-    };
+    let meta = Metadata::new(
+        "bench",
+        "Dense",
+        Task::Regression,
+        (0..256).map(|i| format!("f{i}")).collect(),
+        DType::F32,
+        &[("prediction", DType::F32)],
+    );
     let mut b = ModelBuilder::new(meta);
     // Sixteen dense layers sharing the size, like an MLP's weights.
     let layers = 16;

@@ -136,6 +136,26 @@ pub enum FormatError {
     /// The builder was given inconsistent data.
     #[error("cannot build model: {0}")]
     Build(String),
+    /// The input schema (`input.features` and its vocabulary tensors) breaks a rule.
+    #[error("{file}: input schema: {}{error}", crate::schema::feature_prefix(.feature))]
+    Schema {
+        /// File name.
+        file: String,
+        /// The feature the error is about (`None`: the schema as a whole).
+        feature: Option<String>,
+        /// Which rule, naming the tensor and the bound.
+        #[source]
+        error: crate::schema::SchemaError,
+    },
+    /// The builder was given an input schema or a vocabulary that breaks a rule.
+    #[error("cannot build model: input schema: {}{error}", crate::schema::feature_prefix(.feature))]
+    BuildSchema {
+        /// The feature the error is about (`None`: the schema or a vocabulary).
+        feature: Option<String>,
+        /// Which rule.
+        #[source]
+        error: crate::schema::SchemaError,
+    },
     /// An operating-system I/O error.
     #[error("{path}: {source}")]
     Io {

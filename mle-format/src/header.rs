@@ -8,8 +8,9 @@ pub const MAGIC: [u8; 4] = *b"MLE\0";
 pub const HEADER_SIZE: usize = 128;
 /// Major format version written and read by this crate.
 pub const VERSION_MAJOR: u16 = 1;
-/// Newest minor format version known to this crate.
-pub const VERSION_MINOR: u16 = 0;
+/// Newest minor format version known to this crate (1.1: typed input features; the writer
+/// still writes 1.0 for files without them).
+pub const VERSION_MINOR: u16 = 1;
 /// Alignment of the weights section and of every tensor inside it.
 pub const ALIGNMENT: u64 = 64;
 

@@ -8,13 +8,8 @@
 //! ```
 //! use mle_format::*;
 //! # fn main() -> Result<(), FormatError> {
-//! let meta = Metadata {
-//!     framework: "example".into(), framework_version: String::new(), model_type: "Scaler".into(),
-//!     task: Task::Regression,
-//!     input: InputSchema { feature_names: vec!["a".into()], dtype: DType::F64, shape: vec![-1, 1] },
-//!     output: OutputSchema { names: vec!["prediction".into()], dtypes: vec![DType::F64], class_labels: None },
-//!     export_time: String::new(), exporter_version: String::new(), user: Default::default(),
-//! };
+//! let meta = Metadata::new("example", "Scaler", Task::Regression, vec!["a".into()], DType::F64,
+//!     &[("prediction", DType::F64)]);
 //! let mut b = ModelBuilder::new(meta);
 //! b.add_tensor("offset", &[1], &[1.0f64])?;
 //! let bytes = b.to_bytes(&WriteOptions::default())?;
@@ -31,8 +26,11 @@ pub mod ir;
 pub mod metadata;
 pub mod quant;
 pub mod reader;
+pub mod schema;
 pub mod sign;
 pub mod tensor;
+pub mod tree;
+pub mod vocab;
 pub mod writer;
 
 pub use error::{FormatError, Result, Section};
@@ -40,8 +38,12 @@ pub use header::Header;
 pub use ir::{Attr, DType, Graph, Node, Quantization, TensorDesc, ValueInfo};
 pub use metadata::{ClassLabels, InputSchema, Metadata, OutputSchema, Task};
 pub use reader::{MleFile, ReadOptions};
+pub use schema::{
+    Categories, CategoriesRef, FeatureKind, FeatureSpec, InputFeature, InputKind, SchemaError,
+};
 pub use sign::{
     generate_key, read_public_key, read_secret_key, sign_bytes, verify_bytes, PublicKey, SecretKey,
 };
 pub use tensor::{AlignedBuf, Element, TensorView};
-pub use writer::{write_atomic, ModelBuilder, QuantMode, WriteOptions};
+pub use vocab::{IntVocabulary, VocabError, Vocabulary};
+pub use writer::{write_atomic, ModelBuilder, QuantMode, WriteOptions, DEFAULT_ZSTD_LEVEL};

@@ -62,6 +62,10 @@ pub struct InputSchema {
     pub dtype: DType,
     /// Input shape, `-1` for the batch dimension (e.g. `[-1, 30]`).
     pub shape: Vec<i64>,
+    /// Typed features, one per `feature_names` entry (format 1.1, see [`crate::schema`]);
+    /// empty when absent: every feature is then a float.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<crate::schema::FeatureSpec>,
 }
 
 /// The model's outputs.
@@ -104,6 +108,49 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// Metadata of a model taking `feature_names` (all of one `dtype`, shape `[-1, F]`) and
+    /// returning `outputs` (name, dtype); version fields and export time empty, no class labels
+    /// and no user entries (set the fields afterwards for those).
+    pub fn new(
+        framework: impl Into<String>,
+        model_type: impl Into<String>,
+        task: Task,
+        feature_names: Vec<String>,
+        dtype: DType,
+        outputs: &[(&str, DType)],
+    ) -> Metadata {
+        let n = feature_names.len() as i64;
+        Metadata {
+            framework: framework.into(),
+            framework_version: String::new(),
+            model_type: model_type.into(),
+            task,
+            input: InputSchema {
+                feature_names,
+                dtype,
+                shape: vec![-1, n],
+                features: Vec::new(),
+            },
+            output: OutputSchema {
+                names: outputs
+                    .iter()
+                    .map(|(name, _)| (*name).to_string())
+                    .collect(),
+                dtypes: outputs.iter().map(|(_, dt)| *dt).collect(),
+                class_labels: None,
+            },
+            export_time: String::new(),
+            exporter_version: String::new(),
+            user: BTreeMap::new(),
+        }
+    }
+
+    /// The same metadata with class labels set (classifiers).
+    pub fn with_class_labels(mut self, labels: ClassLabels) -> Metadata {
+        self.output.class_labels = Some(labels);
+        self
+    }
+
     /// Number of input features.
     pub fn n_features(&self) -> usize {
         self.input.feature_names.len()

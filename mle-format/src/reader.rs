@@ -110,11 +110,21 @@ impl MleFile {
     /// is read into memory instead, so the bytes verified are the bytes used.
     pub fn open(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<MleFile> {
         let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|source| FormatError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_file(file, path, opts)
+    }
+
+    /// Validates a file the caller has already opened (as [`MleFile::open`] does after
+    /// opening `path`); `path` names it in errors. This lets a caller check what the handle
+    /// is (a regular file, not a FIFO or a device) before anything is read from it.
+    pub fn from_file(file: std::fs::File, path: &Path, opts: &ReadOptions) -> Result<MleFile> {
         let io = |source| FormatError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         let name = path.display().to_string();
         let storage = if len == 0 {
@@ -204,7 +214,7 @@ impl MleFile {
             None
         };
         let index = validate_graph(&graph, &header, file)?;
-        Ok(MleFile {
+        let loaded = MleFile {
             name,
             storage,
             decompressed,
@@ -212,7 +222,9 @@ impl MleFile {
             metadata,
             graph,
             index,
-        })
+        };
+        loaded.validate_input_features()?;
+        Ok(loaded)
     }
 
     /// The name used in errors (the path, or the name given to [`MleFile::from_bytes`]).

@@ -6,7 +6,6 @@ use std::path::Path;
 use crate::error::{FormatError, Result};
 use crate::header::{
     Header, ALIGNMENT, HEADER_SIZE, REQUIRED_COMPRESSED, REQUIRED_QUANTIZED, VERSION_MAJOR,
-    VERSION_MINOR,
 };
 use crate::ir::{DType, Graph, Node, Quantization, TensorDesc, ValueInfo};
 use crate::metadata::Metadata;
@@ -21,6 +20,11 @@ pub enum QuantMode {
     /// Store as symmetric int8 with one f32 scale per output channel (axis 0).
     Int8,
 }
+
+/// The zstd level every front end uses when the user asks for compression without a level
+/// (`mle convert --compress`, `export_model(compression=True)`). Float weights gain little from
+/// higher levels, which cost seconds per 100 MB at export; decompression speed is the same.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 9;
 
 /// Options for writing a file.
 #[derive(Debug, Clone, Default)]
@@ -207,6 +211,7 @@ impl ModelBuilder {
                 dup.name
             )));
         }
+        crate::schema::check_for_write(&self.metadata, &descs, &blob)?;
         let graph = Graph {
             inputs: self.inputs.clone(),
             outputs: self.outputs.clone(),
@@ -233,7 +238,7 @@ impl ModelBuilder {
         };
         let mut h = Header {
             major: VERSION_MAJOR,
-            minor: VERSION_MINOR,
+            minor: crate::schema::format_minor(&self.metadata),
             required_flags: 0,
             optional_flags: 0,
             file_size: 0,

@@ -5,59 +5,16 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use common::*;
 use mle_format::header::HEADER_SIZE;
 use mle_format::reader::{DECOMPRESS_SLACK, MAX_COMPRESSION_RATIO};
 use mle_format::*;
+use mle_testkit::{peak_during, CountingAlloc};
 use proptest::prelude::*;
 
 /// Counts live and peak heap bytes of the current thread.
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-fn add(n: usize) {
-    let _ = LIVE.try_with(|l| {
-        let v = l.get() + n;
-        l.set(v);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
-    });
-}
-fn sub(n: usize) {
-    let _ = LIVE.try_with(|l| l.set(l.get().saturating_sub(n)));
-}
-
-// SAFETY: forwards to the system allocator; the counters use const-initialized thread-locals
-// that never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        add(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        add(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        sub(layout.size());
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        add(new_size);
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        sub(layout.size());
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// Heap bytes a load may take on top of what was live before it: the aligned copy of the file,
 /// the parsed JSON (a small multiple of the JSON's size), the decompressed weights (bounded by
@@ -70,9 +27,7 @@ fn allowed_peak(file_len: usize) -> usize {
 /// Loads `bytes` (and reads every tensor when it loads), checking the allocation bound.
 /// Returns whether it loaded.
 fn load_bounded(bytes: &[u8], opts: &ReadOptions) -> bool {
-    let base = LIVE.with(|l| l.get());
-    PEAK.with(|p| p.set(base));
-    let ok = match MleFile::from_bytes(bytes, "fuzz.mle", opts) {
+    let (ok, peak) = peak_during(|| match MleFile::from_bytes(bytes, "fuzz.mle", opts) {
         Ok(f) => {
             touch_all(&f);
             true
@@ -84,8 +39,7 @@ fn load_bounded(bytes: &[u8], opts: &ReadOptions) -> bool {
             assert!(!msg.contains('\n'), "{msg}");
             false
         }
-    };
-    let peak = PEAK.with(|p| p.get()) - base;
+    });
     assert!(
         peak <= allowed_peak(bytes.len()),
         "loading {} bytes allocated {peak} bytes (limit {})",

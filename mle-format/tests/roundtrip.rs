@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use mle_format::header::{REQUIRED_COMPRESSED, REQUIRED_QUANTIZED};
 use mle_format::*;
+use mle_testkit::SplitMix64;
 
 fn read(bytes: &[u8], key: Option<&SecretKey>) -> MleFile {
     let opts = ReadOptions {
@@ -14,22 +15,11 @@ fn read(bytes: &[u8], key: Option<&SecretKey>) -> MleFile {
     MleFile::from_bytes(bytes, "test.mle", &opts).unwrap()
 }
 
-/// A deterministic generator of test values (splitmix64).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1) times a magnitude spread over several decades.
-    fn weight(&mut self) -> f32 {
-        let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-        let decade = (self.next() % 7) as i32 - 4;
-        u * 10f32.powi(decade)
-    }
+/// Uniform in [-1, 1) times a magnitude spread over several decades.
+fn weight(rng: &mut SplitMix64) -> f32 {
+    let u = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+    let decade = (rng.next_u64() % 7) as i32 - 4;
+    u * 10f32.powi(decade)
 }
 
 #[test]
@@ -279,8 +269,8 @@ fn highly_compressible_weights_stay_readable() {
 
 #[test]
 fn fp16_error_bound_holds() {
-    let mut rng = Rng(1);
-    let w: Vec<f32> = (0..4096).map(|_| rng.weight()).collect();
+    let mut rng = SplitMix64(1);
+    let w: Vec<f32> = (0..4096).map(|_| weight(&mut rng)).collect();
     let mut b = ModelBuilder::new(sample_metadata());
     b.add_weight("w", &[64, 64], &w).unwrap();
     let opts = WriteOptions {
@@ -307,9 +297,9 @@ fn fp16_error_bound_holds() {
 
 #[test]
 fn int8_error_bound_holds_per_channel() {
-    let mut rng = Rng(2);
+    let mut rng = SplitMix64(2);
     let (rows, cols) = (32usize, 50usize);
-    let mut w: Vec<f32> = (0..rows * cols).map(|_| rng.weight()).collect();
+    let mut w: Vec<f32> = (0..rows * cols).map(|_| weight(&mut rng)).collect();
     w[cols..2 * cols].fill(0.0); // an all-zero channel
     let mut b = ModelBuilder::new(sample_metadata());
     b.add_weight("w", &[rows as u64, cols as u64], &w).unwrap();

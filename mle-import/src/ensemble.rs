@@ -2,23 +2,13 @@
 //! flattened into the `TreeEnsemble` struct-of-arrays of `docs/OPS.md`, and the graph around
 //! it (post-transform, outputs, metadata).
 
-use mle_format::{
-    Attr, ClassLabels, DType, InputSchema, Metadata, ModelBuilder, Node, OutputSchema, Task,
-    ValueInfo,
+use mle_format::tree::{
+    flags, Aggregate, CategoricalRule, CategorySets, Comparison, Members, Precision,
 };
+use mle_format::tree::{TreeAnnotations, TreeEnsembleSpec};
+use mle_format::{Attr, ClassLabels, DType, Metadata, ModelBuilder, Node, Task, ValueInfo};
 
 use crate::error::ImportError;
-
-/// Bit 0 of `flags`: the node is a leaf.
-pub const FLAG_LEAF: u8 = 1;
-/// Bit 1: a missing value goes left.
-pub const FLAG_DEFAULT_LEFT: u8 = 1 << 1;
-/// Bit 2: categorical split.
-pub const FLAG_CATEGORICAL: u8 = 1 << 2;
-/// Bit 3: zero is missing (LightGBM `MissingType::Zero`).
-pub const FLAG_ZERO_MISSING: u8 = 1 << 3;
-/// Bit 4: NaN is replaced by zero (LightGBM `MissingType::None`).
-pub const FLAG_NAN_IS_ZERO: u8 = 1 << 4;
 
 /// Most bitset words (over all categorical nodes) an import may build from category lists:
 /// 16 MiB. Bitsets read as words from a LightGBM file are bounded by the file itself.
@@ -42,7 +32,7 @@ pub enum LocalNode {
         left: usize,
         /// Right child index in the tree.
         right: usize,
-        /// `FLAG_*` bits (never `FLAG_LEAF`).
+        /// [`flags`] bits (never [`flags::LEAF`]).
         flags: u8,
         /// Category bitset words (categorical splits).
         cats: Vec<u32>,
@@ -80,6 +70,24 @@ pub struct Ensemble {
     roots: Vec<u32>,
     targets: Vec<u32>,
     weights: Vec<f64>,
+    /// Cover per node (`node_cover`), meaningful when `uncovered_trees == 0`.
+    cover: Vec<f64>,
+    /// The framework's number of each node (`leaf_ids`).
+    ids: Vec<i32>,
+    /// Trees pushed without covers: the model gets no `node_cover` (explanations refuse it).
+    uncovered_trees: usize,
+}
+
+/// What the framework says about each node of a tree besides the split, by local index (the
+/// index into the tree's [`LocalNode`] list).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TreeInfo<'a> {
+    /// Each node's cover (XGBoost `sum_hessian`, LightGBM `internal_count` / `leaf_count`),
+    /// or `None` when the file has none (the model then has no `node_cover`).
+    pub covers: Option<&'a [f64]>,
+    /// Each node's number as the framework's leaf-index output reports it, or `None` for the
+    /// local index itself.
+    pub ids: Option<&'a [i32]>,
 }
 
 impl Ensemble {
@@ -98,6 +106,23 @@ impl Ensemble {
         name: &str,
         what: &str,
     ) -> Result<(), ImportError> {
+        self.push_tree_with(nodes, TreeInfo::default(), root, target, weight, name, what)
+    }
+
+    /// [`push_tree`](Self::push_tree) with each node's cover and framework number (`info`,
+    /// by local index: each array as long as `nodes`, covers finite and non-negative, ids
+    /// non-negative, or an error naming `what`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_tree_with(
+        &mut self,
+        nodes: &[LocalNode],
+        info: TreeInfo<'_>,
+        root: usize,
+        target: u32,
+        weight: f64,
+        name: &str,
+        what: &str,
+    ) -> Result<(), ImportError> {
         let invalid = |detail: String| ImportError::InvalidField {
             name: name.to_string(),
             field: what.to_string(),
@@ -108,6 +133,35 @@ impl Ensemble {
                 "root {root} out of range (the tree has {} nodes)",
                 nodes.len()
             )));
+        }
+        if let Some(c) = info.covers {
+            if c.len() != nodes.len() {
+                return Err(invalid(format!(
+                    "{} covers for {} nodes",
+                    c.len(),
+                    nodes.len()
+                )));
+            }
+            if let Some((i, v)) = c
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+            {
+                return Err(invalid(format!(
+                    "cover of node {i} is {v}, expected finite and >= 0"
+                )));
+            }
+        } else {
+            self.uncovered_trees += 1;
+        }
+        if let Some(ids) = info.ids {
+            if ids.len() != nodes.len() {
+                return Err(invalid(format!(
+                    "{} node ids for {} nodes",
+                    ids.len(),
+                    nodes.len()
+                )));
+            }
         }
         let base = self.feature.len();
         if base.saturating_add(nodes.len()) > u32::MAX as usize {
@@ -132,6 +186,20 @@ impl Ensemble {
                 }
             }
             let g = self.feature.len();
+            self.cover.push(
+                info.covers
+                    .and_then(|c| c.get(local))
+                    .copied()
+                    .unwrap_or(0.0),
+            );
+            let id = match info.ids {
+                Some(ids) => ids.get(local).copied().unwrap_or(0),
+                None => i32::try_from(local).unwrap_or(i32::MAX),
+            };
+            if id < 0 {
+                return Err(invalid(format!("node {local} has the negative id {id}")));
+            }
+            self.ids.push(id);
             if let Some((parent, is_left)) = patch {
                 let slot = if is_left {
                     self.left.get_mut(parent)
@@ -148,7 +216,7 @@ impl Ensemble {
                     self.threshold.push(0.0);
                     self.left.push(0);
                     self.right.push(0);
-                    self.flags.push(FLAG_LEAF);
+                    self.flags.push(flags::LEAF);
                     self.leaf_values.push(*v);
                     self.cat_offsets.push(self.cat_bits.len() as u32);
                 }
@@ -157,14 +225,14 @@ impl Ensemble {
                     threshold,
                     left,
                     right,
-                    flags,
+                    flags: fl,
                     cats,
                 } => {
                     self.feature.push(*feature);
                     self.threshold.push(*threshold);
                     self.left.push(0);
                     self.right.push(0);
-                    self.flags.push(*flags & !FLAG_LEAF);
+                    self.flags.push(*fl & !flags::LEAF);
                     self.leaf_values.push(0.0);
                     self.cat_offsets.push(self.cat_bits.len() as u32);
                     if self.cat_bits.len().saturating_add(cats.len()) > u32::MAX as usize {
@@ -212,26 +280,36 @@ pub struct GraphSpec {
     /// Columns of the ensemble output.
     pub n_targets: usize,
     /// `lt` or `le`.
-    pub comparison: &'static str,
+    pub comparison: Comparison,
     /// `f32` or `f64`.
-    pub input_precision: &'static str,
+    pub input_precision: Precision,
     /// `sum` or `average`.
-    pub aggregate: &'static str,
+    pub aggregate: Aggregate,
     /// `left` or `right`.
-    pub categorical_members: &'static str,
+    pub categorical_members: Members,
+    /// `lightgbm` or `xgboost`: how a categorical split reads `-1 < x < 0`.
+    pub categorical_rule: CategoricalRule,
     /// Margin-space base score per target.
     pub base_scores: Vec<f64>,
     /// The transform after the ensemble.
     pub post: Post,
 }
 
-fn t(name: &str) -> Attr {
-    Attr::Tensor(name.to_string())
-}
-
 /// Builds the model: input `X`, a `TreeEnsemble` node, the post-transform and the outputs
 /// of `docs/OPS.md` (`prediction`, or `label` + `probabilities`).
 pub fn build(ens: Ensemble, spec: GraphSpec) -> Result<ModelBuilder, ImportError> {
+    build_with(ens, spec, |_| Ok(None))
+}
+
+/// [`build`] with an input stage: `prefix` adds what the trees read instead of `X` (typed
+/// input features, their vocabularies and a `Lookup` chain) to the builder, after the
+/// metadata and before the trees, and returns the name of the value the trees read (`None`:
+/// `X`).
+pub fn build_with(
+    ens: Ensemble,
+    spec: GraphSpec,
+    prefix: impl FnOnce(&mut ModelBuilder) -> Result<Option<String>, ImportError>,
+) -> Result<ModelBuilder, ImportError> {
     let n_features = spec.feature_names.len();
     let n_targets = spec.n_targets;
     let classifier = spec.task.is_classifier();
@@ -239,87 +317,66 @@ pub fn build(ens: Ensemble, spec: GraphSpec) -> Result<ModelBuilder, ImportError
         Post::BinarySigmoid => 2,
         _ => n_targets,
     };
-    let (names, dtypes) = if classifier {
-        (
-            vec!["label".to_string(), "probabilities".to_string()],
-            vec![DType::I64, DType::F64],
-        )
+    let outputs: &[(&str, DType)] = if classifier {
+        &[("label", DType::I64), ("probabilities", DType::F64)]
     } else {
-        (vec!["prediction".to_string()], vec![DType::F64])
+        &[("prediction", DType::F64)]
     };
-    let meta = Metadata {
-        framework: spec.framework.to_string(),
-        framework_version: spec.framework_version.clone(),
-        model_type: spec.model_type.clone(),
-        task: spec.task,
-        input: InputSchema {
-            feature_names: spec.feature_names.clone(),
-            dtype: spec.input_dtype,
-            shape: vec![-1, n_features as i64],
-        },
-        output: OutputSchema {
-            names,
-            dtypes,
-            class_labels: classifier.then(|| ClassLabels::Int((0..n_classes as i64).collect())),
-        },
-        export_time: String::new(),
-        exporter_version: concat!("mle-import ", env!("CARGO_PKG_VERSION")).to_string(),
-        user: Default::default(),
-    };
+    let mut meta = Metadata::new(
+        spec.framework,
+        spec.model_type.clone(),
+        spec.task,
+        spec.feature_names.clone(),
+        spec.input_dtype,
+        outputs,
+    );
+    meta.framework_version = spec.framework_version.clone();
+    meta.exporter_version = concat!("mle-import ", env!("CARGO_PKG_VERSION")).to_string();
+    if classifier {
+        meta = meta.with_class_labels(ClassLabels::Int((0..n_classes as i64).collect()));
+    }
     let mut b = ModelBuilder::new(meta);
-    let n_nodes = ens.feature.len() as u64;
-    let n_trees = ens.roots.len() as u64;
-    b.add_tensor("trees.feature", &[n_nodes], &ens.feature)?;
-    b.add_tensor("trees.threshold", &[n_nodes], &ens.threshold)?;
-    b.add_tensor("trees.left", &[n_nodes], &ens.left)?;
-    b.add_tensor("trees.right", &[n_nodes], &ens.right)?;
-    b.add_tensor("trees.flags", &[n_nodes], &ens.flags)?;
-    b.add_tensor("trees.leaf_values", &[n_nodes], &ens.leaf_values)?;
-    b.add_tensor("trees.roots", &[n_trees], &ens.roots)?;
-    let mut node = Node::new("trees", "TreeEnsemble", &["X"], &["margin"])
-        .with("n_targets", Attr::Int(n_targets as i64))
-        .with("tree_roots", t("trees.roots"))
-        .with("feature", t("trees.feature"))
-        .with("threshold", t("trees.threshold"))
-        .with("left", t("trees.left"))
-        .with("right", t("trees.right"))
-        .with("flags", t("trees.flags"))
-        .with("leaf_dim", Attr::Int(1))
-        .with("leaf_values", t("trees.leaf_values"))
-        .with("comparison", Attr::Str(spec.comparison.into()))
-        .with("input_precision", Attr::Str(spec.input_precision.into()))
-        .with("aggregate", Attr::Str(spec.aggregate.into()))
-        .with("base_scores", Attr::Floats(spec.base_scores.clone()));
-    if n_targets > 1 {
-        b.add_tensor("trees.targets", &[n_trees], &ens.targets)?;
-        node = node.with("tree_targets", t("trees.targets"));
-    }
-    if ens.weights.iter().any(|&w| w != 1.0) {
-        b.add_tensor("trees.weights", &[n_trees], &ens.weights)?;
-        node = node.with("tree_weights", t("trees.weights"));
-    }
-    if ens
+    let tree_input = prefix(&mut b)?.unwrap_or_else(|| "X".to_string());
+
+    let any_categorical = ens
         .flags
         .iter()
-        .any(|&f| f & FLAG_CATEGORICAL != 0 && f & FLAG_LEAF == 0)
-    {
+        .any(|&f| f & flags::CATEGORICAL != 0 && f & flags::LEAF == 0);
+    let categories = any_categorical.then(|| {
         let mut offsets = ens.cat_offsets;
         offsets.push(ens.cat_bits.len() as u32);
-        b.add_tensor("trees.cat_offsets", &[offsets.len() as u64], &offsets)?;
-        b.add_tensor(
-            "trees.cat_bits",
-            &[ens.cat_bits.len() as u64],
-            &ens.cat_bits,
-        )?;
-        node = node
-            .with("cat_offsets", t("trees.cat_offsets"))
-            .with("cat_bits", t("trees.cat_bits"))
-            .with(
-                "categorical_members",
-                Attr::Str(spec.categorical_members.into()),
-            );
-    }
-    b.push_node(node);
+        CategorySets {
+            offsets,
+            bits: ens.cat_bits,
+        }
+    });
+    let trees = TreeEnsembleSpec {
+        n_targets,
+        leaf_dim: 1,
+        targets: (n_targets > 1).then_some(ens.targets),
+        weights: ens.weights.iter().any(|&w| w != 1.0).then_some(ens.weights),
+        roots: ens.roots,
+        feature: ens.feature,
+        threshold: ens.threshold,
+        left: ens.left,
+        right: ens.right,
+        flags: ens.flags,
+        leaf_values: ens.leaf_values,
+        comparison: spec.comparison,
+        input_precision: spec.input_precision,
+        aggregate: spec.aggregate,
+        base_scores: spec.base_scores.clone(),
+        categories,
+        categorical_members: spec.categorical_members,
+        categorical_rule: spec.categorical_rule,
+    };
+    let annotations = TreeAnnotations {
+        node_cover: (ens.uncovered_trees == 0).then_some(ens.cover),
+        leaf_ids: Some(ens.ids),
+    };
+    trees
+        .write_annotated(&annotations, &mut b, "trees", &tree_input, "margin")
+        .map_err(mle_format::FormatError::from)?;
 
     let f64v = |name: &str, shape: Vec<i64>| ValueInfo {
         name: name.to_string(),

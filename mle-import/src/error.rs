@@ -37,6 +37,21 @@ pub enum ImportError {
         /// What is unsupported (names the objective, booster or feature).
         detail: String,
     },
+    /// An ONNX node whose operator (or attribute value) has no exact translation onto the
+    /// operators of `docs/OPS.md`.
+    #[error("{name}: unsupported ONNX operator {op} (opset {opset}) at node {node:?}: {detail}")]
+    UnsupportedOp {
+        /// Source name.
+        name: String,
+        /// `domain:op_type` (`ai.onnx.ml:SVMClassifier`, or `Conv` for the default domain).
+        op: String,
+        /// The node's name, or `#index` when it has none.
+        node: String,
+        /// The opset version of the operator's domain the model imports.
+        opset: i64,
+        /// Why (the attribute value refused, or what is missing).
+        detail: String,
+    },
     /// The bytes are none of the supported formats.
     #[error("{name}: not an XGBoost JSON/UBJSON model or a LightGBM text model")]
     UnknownFormat {

@@ -9,6 +9,11 @@
 //!   [`import_xgboost`]; see [`xgboost`] for the fields that decide a prediction.
 //! - LightGBM text models (`Booster.save_model`, `model_to_string`): [`import_lightgbm`];
 //!   see [`lightgbm`].
+//! - ONNX (`.onnx`, a serialized `ModelProto`): [`onnx::import`] and [`onnx::import_file`]
+//!   (an explicit entry point: ONNX has no magic number, so [`detect_format`] never guesses it).
+//! - CatBoost JSON (`save_model("m.json", format="json", pool=...)`): [`import_catboost`]
+//!   (explicit too: its JSON is not told apart from XGBoost's by the first bytes); see
+//!   [`catboost`].
 //!
 //! Inputs are untrusted: every count and index is checked, nothing panics, and every error
 //! ([`ImportError`]) names the source, the field (a JSON path, or a LightGBM line) and the
@@ -31,9 +36,11 @@
 
 #![warn(missing_docs)]
 
+pub mod catboost;
 pub mod ensemble;
 pub mod error;
 pub mod lightgbm;
+pub mod onnx;
 pub mod ubjson;
 pub mod xgboost;
 
@@ -115,6 +122,12 @@ fn import_xgboost_as(bytes: &[u8], name: &str, json: bool) -> Result<ModelBuilde
         })?
     };
     xgboost::import_value(&doc, name)
+}
+
+/// Imports a CatBoost JSON model (`save_model(path, format="json", pool=...)`; see
+/// [`catboost`]). `name` names the source in error messages.
+pub fn import_catboost(bytes: &[u8], name: &str) -> Result<ModelBuilder, ImportError> {
+    catboost::import_json(bytes, name)
 }
 
 /// Imports a LightGBM text model. `name` names the source in error messages.

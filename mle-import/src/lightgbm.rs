@@ -7,8 +7,9 @@
 //!   (0 None: NaN is replaced by 0 and compared; 1 Zero: zero and NaN are missing; 2 NaN: NaN
 //!   is missing), mapped onto the `flags` bits of `docs/OPS.md`;
 //! - a categorical split's `threshold` indexes `cat_boundaries`, which delimits the node's
-//!   bitset words in `cat_threshold`; members go left, everything else (NaN, negatives,
-//!   unlisted) right;
+//!   bitset words in `cat_threshold`; members go left, everything else (NaN, `x <= -1`,
+//!   unlisted) right, and `-1 < x < 0` is category 0 (`categorical_rule = lightgbm`,
+//!   LightGBM's `static_cast<int>`);
 //! - children: `>= 0` an internal node, `< 0` the leaf `!child`;
 //! - leaf values already include the shrinkage (learning rate) and the initial score;
 //! - tree `k` adds to class `k % num_tree_per_iteration`; `average_output` (random forest)
@@ -25,9 +26,10 @@ use std::collections::HashMap;
 
 use mle_format::{DType, ModelBuilder, Task};
 
+use mle_format::tree::{flags, Aggregate, CategoricalRule, Comparison, Members, Precision};
+
 use crate::ensemble::{
-    build, default_feature_names, Ensemble, GraphSpec, LocalNode, Post, FLAG_CATEGORICAL,
-    FLAG_DEFAULT_LEFT, FLAG_NAN_IS_ZERO, FLAG_ZERO_MISSING, MAX_FEATURES,
+    build, default_feature_names, Ensemble, GraphSpec, LocalNode, Post, TreeInfo, MAX_FEATURES,
 };
 use crate::error::ImportError;
 
@@ -320,9 +322,14 @@ pub fn import_text(text: &str, name: &str) -> Result<ModelBuilder, ImportError> 
 
     let mut ens = Ensemble::default();
     for (k, block) in trees.iter().enumerate() {
-        let nodes = parse_tree(&ctx, block, n_features)?;
+        let tree = parse_tree(&ctx, block, n_features)?;
         let what = format!("line {}: Tree={k}", block.line);
-        ens.push_tree(&nodes, 0, (k % n_targets) as u32, tree_weight, name, &what)?;
+        let info = TreeInfo {
+            covers: tree.covers.as_deref(),
+            ids: Some(&tree.ids),
+        };
+        let target = (k % n_targets) as u32;
+        ens.push_tree_with(&tree.nodes, info, 0, target, tree_weight, name, &what)?;
     }
     if average_output && ens.n_trees() == 0 {
         return Err(ctx.invalid(1, "average_output", "a random forest with no trees"));
@@ -338,10 +345,15 @@ pub fn import_text(text: &str, name: &str) -> Result<ModelBuilder, ImportError> 
             feature_names,
             input_dtype: DType::F64,
             n_targets,
-            comparison: "le",
-            input_precision: "f64",
-            aggregate: if average_output { "average" } else { "sum" },
-            categorical_members: "left",
+            comparison: Comparison::Le,
+            input_precision: Precision::F64,
+            aggregate: if average_output {
+                Aggregate::Average
+            } else {
+                Aggregate::Sum
+            },
+            categorical_members: Members::Left,
+            categorical_rule: CategoricalRule::LightGbm,
             base_scores: vec![0.0; n_targets],
             post,
         },
@@ -372,9 +384,19 @@ fn truncate(s: &str) -> String {
     s.chars().take(60).collect()
 }
 
-/// Parses one `Tree=` block into local nodes: internal nodes `0..num_leaves-1`, then the
-/// leaves (leaf `j` at `num_leaves - 1 + j`).
-fn parse_tree(ctx: &Ctx, b: &Block, n_features: usize) -> Result<Vec<LocalNode>, ImportError> {
+/// One parsed `Tree=` block.
+struct Tree {
+    /// Internal nodes `0..num_leaves-1`, then the leaves (leaf `j` at `num_leaves - 1 + j`).
+    nodes: Vec<LocalNode>,
+    /// Per node: `internal_count`, then `leaf_count` (LightGBM's `pred_contrib` weighs paths
+    /// by these data counts, `Tree::TreeSHAP`'s `data_count`); `None` when either is absent.
+    covers: Option<Vec<f64>>,
+    /// Per node: LightGBM's index of the internal node or of the leaf (`pred_leaf`).
+    ids: Vec<i32>,
+}
+
+/// Parses one `Tree=` block into local nodes, covers and ids ([`Tree`]).
+fn parse_tree(ctx: &Ctx, b: &Block, n_features: usize) -> Result<Tree, ImportError> {
     let tree_name = b.get("Tree").map(|(_, v)| v.trim()).unwrap_or("?");
     let label = |key: &str| format!("Tree={tree_name} {key}");
     let need = |key: &str| -> Result<(usize, &str), ImportError> {
@@ -405,10 +427,47 @@ fn parse_tree(ctx: &Ctx, b: &Block, n_features: usize) -> Result<Vec<LocalNode>,
     }
     let n_internal = num_leaves - 1;
     let mut nodes: Vec<LocalNode> = Vec::with_capacity(2 * n_internal + 1);
+    // Counts: non-negative finite numbers, `n` of them.
+    let counts = |key: &str, n: usize| -> Result<Option<Vec<f64>>, ImportError> {
+        let Some((ln, v)) = b.get(key) else {
+            return Ok(None);
+        };
+        let xs: Vec<f64> = parse_list(ctx, ln, &label(key), v)?;
+        if xs.len() != n {
+            return Err(ctx.invalid(
+                ln,
+                label(key),
+                format!(
+                    "{} values, expected {n} (num_leaves={num_leaves})",
+                    xs.len()
+                ),
+            ));
+        }
+        if let Some((i, x)) = xs
+            .iter()
+            .enumerate()
+            .find(|(_, x)| !(x.is_finite() && **x >= 0.0))
+        {
+            return Err(ctx.invalid(
+                ln,
+                label(&format!("{key}[{i}]")),
+                format!("{x} is not a finite count >= 0"),
+            ));
+        }
+        Ok(Some(xs))
+    };
+    let leaf_count = counts("leaf_count", num_leaves)?;
+    let ids: Vec<i32> = (0..n_internal)
+        .chain(0..num_leaves)
+        .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+        .collect();
     if n_internal == 0 {
         nodes.push(LocalNode::Leaf(leaf_values.first().copied().unwrap_or(0.0)));
-        return Ok(nodes);
+        // A single leaf needs no cover (it is its own root): 0 when the file has none.
+        let covers = Some(leaf_count.unwrap_or_else(|| vec![0.0]));
+        return Ok(Tree { nodes, covers, ids });
     }
+    let internal_count = counts("internal_count", n_internal)?;
     let list_i64 = |key: &str| -> Result<(usize, Vec<i64>), ImportError> {
         let (ln, v) = need(key)?;
         let xs: Vec<i64> = parse_list(ctx, ln, &label(key), v)?;
@@ -536,7 +595,7 @@ fn parse_tree(ctx: &Ctx, b: &Block, n_features: usize) -> Result<Vec<LocalNode>,
         )?;
         let t = threshold.get(i).copied().unwrap_or(0.0);
         let mut cats = Vec::new();
-        let flags = if d & 1 != 0 {
+        let node_flags = if d & 1 != 0 {
             // Categorical: NaN and negatives go right (never "default left").
             let idx = if t >= 0.0 && t.fract() == 0.0 && t < num_cat as f64 {
                 t as usize
@@ -561,7 +620,7 @@ fn parse_tree(ctx: &Ctx, b: &Block, n_features: usize) -> Result<Vec<LocalNode>,
                     )
                 })?
                 .to_vec();
-            FLAG_CATEGORICAL
+            flags::CATEGORICAL
         } else {
             if t.is_nan() {
                 return Err(ctx.invalid(
@@ -572,11 +631,11 @@ fn parse_tree(ctx: &Ctx, b: &Block, n_features: usize) -> Result<Vec<LocalNode>,
             }
             let mut fl = 0;
             if d & 2 != 0 {
-                fl |= FLAG_DEFAULT_LEFT;
+                fl |= flags::MISSING_LEFT;
             }
             match (d >> 2) & 3 {
-                0 => fl |= FLAG_NAN_IS_ZERO,
-                1 => fl |= FLAG_ZERO_MISSING | FLAG_NAN_IS_ZERO,
+                0 => fl |= flags::NAN_IS_ZERO,
+                1 => fl |= flags::ZERO_IS_MISSING | flags::NAN_IS_ZERO,
                 2 => {}
                 _ => {
                     return Err(ctx.invalid(
@@ -597,10 +656,17 @@ fn parse_tree(ctx: &Ctx, b: &Block, n_features: usize) -> Result<Vec<LocalNode>,
             },
             left: l,
             right: r,
-            flags,
+            flags: node_flags,
             cats,
         });
     }
     nodes.extend(leaf_values.iter().map(|&v| LocalNode::Leaf(v)));
-    Ok(nodes)
+    let covers = match (internal_count, leaf_count) {
+        (Some(mut c), Some(l)) => {
+            c.extend(l);
+            Some(c)
+        }
+        _ => None,
+    };
+    Ok(Tree { nodes, covers, ids })
 }

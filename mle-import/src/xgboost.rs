@@ -6,7 +6,8 @@
 //! - a missing value (NaN) follows `default_left`;
 //! - a categorical split (`split_type = 1`) sends the categories listed for the node
 //!   (`categories_nodes` / `categories_segments` / `categories_sizes` into `categories`)
-//!   right, everything else (unlisted, negative, NaN follows `default_left`) left;
+//!   right, everything else (unlisted, negative including `-1 < x < 0`, NaN follows
+//!   `default_left`) left (`categorical_rule = xgboost`, XGBoost's `InvalidCat`);
 //! - leaf values are `split_conditions` of leaf nodes (learning rate already applied);
 //! - `tree_info[k]` is the output column of tree `k` (the class, for multiclass);
 //!   parallel trees (`num_parallel_tree`, random forests) are summed like any other;
@@ -20,9 +21,11 @@ use serde_json::Value;
 
 use mle_format::{DType, ModelBuilder, Task};
 
+use mle_format::tree::{flags, Aggregate, CategoricalRule, Comparison, Members, Precision};
+
 use crate::ensemble::{
-    build, default_feature_names, Ensemble, GraphSpec, LocalNode, Post, FLAG_CATEGORICAL,
-    FLAG_DEFAULT_LEFT, MAX_CAT_WORDS, MAX_FEATURES,
+    build, default_feature_names, Ensemble, GraphSpec, LocalNode, Post, TreeInfo, MAX_CAT_WORDS,
+    MAX_FEATURES,
 };
 use crate::error::ImportError;
 
@@ -338,12 +341,17 @@ pub fn import_value(doc: &Value, name: &str) -> Result<ModelBuilder, ImportError
                     format!("output {target} out of range 0..{n_targets}"),
                 )
             })?;
-        let nodes = parse_tree(&ctx, tree, &path, n_features, ens.cat_words())?;
+        let (nodes, covers) = parse_tree(&ctx, tree, &path, n_features, ens.cat_words())?;
         let weight = match &weight_drop {
             Some((wd, _)) => wd.get(k).copied().unwrap_or(1.0) as f64,
             None => 1.0,
         };
-        ens.push_tree(&nodes, 0, target as u32, weight, name, &path)?;
+        // Leaf indices are XGBoost node ids: the local index.
+        let info = TreeInfo {
+            covers: covers.as_deref(),
+            ids: None,
+        };
+        ens.push_tree_with(&nodes, info, 0, target as u32, weight, name, &path)?;
     }
 
     let feature_names = match learner.get("feature_names").and_then(|v| v.as_array()) {
@@ -377,24 +385,26 @@ pub fn import_value(doc: &Value, name: &str) -> Result<ModelBuilder, ImportError
             feature_names,
             input_dtype: DType::F32,
             n_targets,
-            comparison: "lt",
-            input_precision: "f32",
-            aggregate: "sum",
-            categorical_members: "right",
+            comparison: Comparison::Lt,
+            input_precision: Precision::F32,
+            aggregate: Aggregate::Sum,
+            categorical_members: Members::Right,
+            categorical_rule: CategoricalRule::XgBoost,
             base_scores,
             post,
         },
     )
 }
 
-/// Parses one tree into local nodes (index = XGBoost node id).
+/// Parses one tree into local nodes (index = XGBoost node id) and their covers
+/// (`sum_hessian`, when the tree has it).
 fn parse_tree(
     ctx: &Ctx,
     tree: &Value,
     path: &str,
     n_features: usize,
     cat_words_so_far: usize,
-) -> Result<Vec<LocalNode>, ImportError> {
+) -> Result<(Vec<LocalNode>, Option<Vec<f64>>), ImportError> {
     let field = |key: &str| ctx.get(tree, path, key);
     let fpath = |key: &str| join(path, key);
     if let Some(tp) = tree.get("tree_param") {
@@ -443,6 +453,30 @@ fn parse_tree(
             ));
         }
     }
+
+    let covers = match tree.get("sum_hessian") {
+        Some(v) => {
+            let c = ctx.f32s(v, &fpath("sum_hessian"))?;
+            if c.len() != n {
+                return Err(ctx.invalid(
+                    &fpath("sum_hessian"),
+                    format!("{} entries, but left_children has {n}", c.len()),
+                ));
+            }
+            if let Some((i, v)) = c
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+            {
+                return Err(ctx.invalid(
+                    &format!("{}[{i}]", fpath("sum_hessian")),
+                    format!("cover {v} is not finite and >= 0"),
+                ));
+            }
+            Some(c.into_iter().map(f64::from).collect())
+        }
+        None => None,
+    };
 
     // Category sets of categorical nodes.
     let mut cat_sets: Vec<Option<Vec<u32>>> = vec![None; n];
@@ -554,14 +588,14 @@ fn parse_tree(
                     format!("feature {f} out of range 0..{n_features}"),
                 )
             })?;
-        let mut flags = 0u8;
+        let mut fl = 0u8;
         if default_left.get(i).copied().unwrap_or(0) != 0 {
-            flags |= FLAG_DEFAULT_LEFT;
+            fl |= flags::MISSING_LEFT;
         }
         let cats = match split_type.get(i).copied().unwrap_or(0) {
             0 => Vec::new(),
             1 => {
-                flags |= FLAG_CATEGORICAL;
+                fl |= flags::CATEGORICAL;
                 cat_sets
                     .get_mut(i)
                     .and_then(Option::take)
@@ -574,7 +608,7 @@ fn parse_tree(
                 ))
             }
         };
-        if flags & FLAG_CATEGORICAL == 0 && value.is_nan() {
+        if fl & flags::CATEGORICAL == 0 && value.is_nan() {
             return Err(ctx.invalid(
                 &format!("{}[{i}]", fpath("split_conditions")),
                 "threshold is NaN",
@@ -585,9 +619,9 @@ fn parse_tree(
             threshold: value as f64,
             left: l,
             right: r,
-            flags,
+            flags: fl,
             cats,
         });
     }
-    Ok(nodes)
+    Ok((nodes, covers))
 }

@@ -6,12 +6,18 @@
 //! and `mle_runtime.polars.predict_proba(path, *exprs)`, which register these functions with
 //! `polars.plugins.register_plugin_function(..., is_elementwise=True)`.
 //!
-//! - Inputs bind by position to the model's features; integer and float columns are accepted,
-//!   nulls are missing values (NaN). Float32/Float64 chunks without nulls are read in place.
-//! - Output dtypes come from the model: Float32/Float64 for regressors, the class label dtype
-//!   (Int64 or String) for classifiers, `Array(Float32, n_classes)` for probabilities.
-//! - Models are compiled once and cached by path, modification time, size and inode, and
-//!   pinned per expression so that a query never mixes two versions of a file ([`cache`]).
+//! - Every column crosses from polars-arrow to arrow-rs through the Arrow C Data Interface
+//!   ([`interop`], zero copy for a column held in one chunk), and `mle-arrow` does the rest,
+//!   as for every front end: its input policy, kind by kind (integer, float and boolean
+//!   columns — false = 0, true = 1 — for numeric features; `String`, `Categorical` and `Enum`
+//!   columns, which cross as `Utf8View` and dictionaries, for string and category features,
+//!   read in place; nulls as missing values, a literal broadcast), its output contract
+//!   (classifiers recognised by the metadata's task, class labels Int64 or String,
+//!   probabilities `Array(Float64, n_classes)`, regression values in the model's own Float32
+//!   or Float64), and its shared model cache (regular files only, file identity re-checked,
+//!   bounded). The outputs cross back the same way.
+//! - A query sees one model version: the Python wrapper pins the model when the expression
+//!   is built ([`pin`]) and every chunk uses that compiled model.
 //! - Every failure is a Polars `ComputeError` carrying the runtime's message; panics are caught
 //!   before they reach the FFI boundary.
 //!
@@ -22,15 +28,19 @@
 
 #![warn(missing_docs)]
 
-pub mod cache;
 pub mod error;
-pub mod input;
-pub mod output;
+pub mod interop;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
+use mle_arrow::cache::{CachedModel, ModelCache};
+use mle_arrow::explain::explain_batch_array;
+use mle_arrow::{output_arrays, BoundColumns, Features, OutputKind};
 use mle_exec::RunOptions;
+use mle_format::PublicKey;
 use polars::prelude::*;
 use serde::Deserialize;
 
@@ -40,6 +50,9 @@ pub use error::PluginError;
 /// the rows over its thread pool (unless Polars says it already runs chunks in parallel).
 pub const PARALLEL_MIN_ROWS: usize = 1 << 18;
 
+/// Name of the output column when the call has no input column to take a name from.
+const PREDICTION: &str = "prediction";
+
 /// Keyword arguments of both plugin functions (pickled by the Python wrapper).
 #[derive(Debug, Clone, Deserialize)]
 pub struct MleKwargs {
@@ -48,7 +61,7 @@ pub struct MleKwargs {
     /// Ed25519 public key as 64 hex characters; when set, the model must be signed by it.
     #[serde(default)]
     pub public_key: Option<String>,
-    /// The model version pinned when the expression was built ([`cache::pin`]); every chunk of
+    /// The model version pinned when the expression was built ([`pin`]); every chunk of
     /// the query then uses that model.
     #[serde(default)]
     pub pin: Option<String>,
@@ -61,18 +74,37 @@ pub enum Kind {
     Predict,
     /// The class probabilities.
     Proba,
+    /// The per-row feature contributions (`mle-arrow`'s explanation struct).
+    Explain,
 }
 
-fn load(kwargs: &MleKwargs) -> Result<Arc<cache::CachedModel>, PluginError> {
+/// Parses a hex (or raw) ed25519 public key given as a plugin argument.
+pub fn parse_public_key(hex: &str) -> Result<PublicKey, PluginError> {
+    mle_format::sign::public_key_from_bytes(hex.as_bytes(), Path::new("<public_key argument>"))
+        .map_err(|e| PluginError::PublicKey(Box::new(e)))
+}
+
+/// Pins the current version of the model at `path` in the shared cache and returns the token
+/// for the plugin's `pin` argument (see `mle_arrow::ModelCache::pin`).
+pub fn pin(path: &str, public_key: Option<&PublicKey>) -> Result<String, PluginError> {
+    ModelCache::global()
+        .pin(path, public_key)
+        .map_err(|e| PluginError::from_cache(path, e))
+}
+
+fn load(kwargs: &MleKwargs) -> Result<Arc<CachedModel>, PluginError> {
     let key = kwargs
         .public_key
         .as_deref()
-        .map(cache::parse_public_key)
+        .map(parse_public_key)
         .transpose()?;
+    let path = &kwargs.model_path;
+    let cache = ModelCache::global();
     match kwargs.pin.as_deref() {
-        Some(token) => cache::get_pinned(&kwargs.model_path, key.as_ref(), token),
-        None => cache::get(&kwargs.model_path, key.as_ref()),
+        Some(token) => cache.get_pinned(path, key.as_ref(), token),
+        None => cache.get(Path::new(path), key.as_ref()),
     }
+    .map_err(|e| PluginError::from_cache(path, e))
 }
 
 /// Runs `f`, turning a panic into a `ComputeError` naming the function (a last resort: the
@@ -93,28 +125,105 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> PolarsResult<T>) -> PolarsResult<T
     }
 }
 
+/// Checks the number and dtypes of the input columns against the model's features with
+/// `mle-arrow`'s input policy, kind by kind (no data needed); errors name the column by
+/// position, name and Polars dtype, and the feature and its kind.
+pub fn check_fields(
+    model_name: &str,
+    features: &Features,
+    fields: &[(String, DataType)],
+) -> Result<(), PluginError> {
+    if fields.len() != features.len() {
+        return Err(PluginError::Arity {
+            model: model_name.to_string(),
+            expected: features.len(),
+            names: features.names().join(", "),
+            got: fields.len(),
+        });
+    }
+    for (index, ((name, dtype), feature)) in fields.iter().zip(features.iter()).enumerate() {
+        let arrow = interop::arrow_type(dtype);
+        let ok = arrow
+            .as_ref()
+            .is_some_and(|t| mle_arrow::check_column(name, feature, t).is_ok());
+        if ok {
+            continue;
+        }
+        if feature.takes_numbers() && !feature.takes_strings() {
+            return Err(PluginError::NonNumeric {
+                model: model_name.to_string(),
+                index,
+                name: name.clone(),
+                dtype: dtype.to_string(),
+                feature: feature.name.clone(),
+                kind: feature.kind_label(),
+            });
+        }
+        return Err(PluginError::WrongKind(Box::new(error::WrongKind {
+            model: model_name.to_string(),
+            index,
+            name: name.clone(),
+            dtype: dtype.to_string(),
+            feature: feature.name.clone(),
+            kind: feature.kind_label(),
+            problem: feature.problem(arrow.as_ref().and_then(mle_arrow::column_class)),
+            accepted: feature.accepted(),
+        })));
+    }
+    Ok(())
+}
+
+/// The output kind of a model, for `kind` of call.
+fn output_kind(cached: &CachedModel, kind: Kind) -> Result<OutputKind, PluginError> {
+    let name = cached.display();
+    let out = cached.output_kind().map_err(|source| PluginError::Arrow {
+        model: name.to_string(),
+        source: Box::new(source),
+    })?;
+    if kind == Kind::Proba && !out.has_probabilities() {
+        return Err(PluginError::NoProbabilities {
+            model: name.to_string(),
+            task: format!("{:?}", cached.model().metadata().task).to_lowercase(),
+        });
+    }
+    Ok(out)
+}
+
+/// The contributions struct type of a model (or why it cannot be explained).
+fn explain_type_of(cached: &CachedModel) -> Result<arrow::datatypes::DataType, PluginError> {
+    let info = cached.model().explain_info()?;
+    mle_arrow::explain_type(&info).map_err(|source| PluginError::Arrow {
+        model: cached.display().to_string(),
+        source: Box::new(source),
+    })
+}
+
 /// The output field of a call over inputs of these fields (used by Polars to plan queries).
 pub fn output_field(input_fields: &[Field], kwargs: &MleKwargs, kind: Kind) -> PolarsResult<Field> {
     guarded("the mle plugin's output type", || {
         let cached = load(kwargs)?;
-        let model = cached.model();
         let fields: Vec<(String, DataType)> = input_fields
             .iter()
             .map(|f| (f.name().to_string(), f.dtype().clone()))
             .collect();
-        input::check_fields(
+        check_fields(
             cached.display(),
-            &model.metadata().input.feature_names,
+            &Features::of(cached.model().metadata()),
             &fields,
         )?;
-        let dtype = match kind {
-            Kind::Predict => output::predict_dtype(model, cached.display())?,
-            Kind::Proba => output::proba_dtype(model, cached.display())?,
+        let arrow_type = match kind {
+            Kind::Predict => Some(output_kind(&cached, kind)?.prediction_type()),
+            Kind::Proba => output_kind(&cached, kind)?.probabilities_type(),
+            Kind::Explain => Some(explain_type_of(&cached)?),
+        };
+        let dtype = match arrow_type {
+            Some(t) => interop::polars_type(&t)?,
+            None => return Err(PluginError::Interop("no output type".into()).into()),
         };
         let name = input_fields
             .first()
             .map(|f| f.name().clone())
-            .unwrap_or_else(|| PlSmallStr::from_static(output::PREDICTION));
+            .unwrap_or_else(|| PlSmallStr::from_static(PREDICTION));
         Ok(Field::new(name, dtype))
     })
 }
@@ -131,8 +240,28 @@ pub fn score(
         let cached = load(kwargs)?;
         let model = cached.model();
         let name = cached.display();
-        let prepared = input::prepare(name, &model.metadata().input.feature_names, inputs)?;
-        let batch = input::batch(name, inputs, &prepared)?;
+        let meta = model.metadata();
+        let features = Features::of(meta);
+        let fields: Vec<(String, DataType)> = inputs
+            .iter()
+            .map(|s| (s.name().to_string(), s.dtype().clone()))
+            .collect();
+        check_fields(name, &features, &fields)?;
+        let out_kind = match kind {
+            Kind::Explain => None,
+            _ => Some(output_kind(&cached, kind)?),
+        };
+        let columns = inputs
+            .iter()
+            .map(interop::series_to_arrow_rs)
+            .collect::<Result<Vec<ArrayRef>, PluginError>>()?;
+        let names: Vec<String> = fields.into_iter().map(|(n, _)| n).collect();
+        let arrow_err = |source| PluginError::Arrow {
+            model: name.to_string(),
+            source: Box::new(source),
+        };
+        let bound = BoundColumns::bind_typed(&columns, &names, &features).map_err(arrow_err)?;
+        let batch = bound.batch().map_err(arrow_err)?;
         let threads = if parallel || batch.n_rows() < PARALLEL_MIN_ROWS {
             1
         } else {
@@ -141,22 +270,33 @@ pub fn score(
         let out_name = inputs
             .first()
             .map(|s| s.name().clone())
-            .unwrap_or_else(|| PlSmallStr::from_static(output::PREDICTION));
-        let series = cached.with_session(|session| -> Result<Series, PluginError> {
-            let outputs = session.predict_batch(&batch, RunOptions { threads })?;
-            match kind {
-                Kind::Predict => output::predict_series(model, name, outputs, out_name),
-                Kind::Proba => output::proba_series(model, name, outputs, out_name),
-            }
+            .unwrap_or_else(|| PlSmallStr::from_static(PREDICTION));
+        let opts = RunOptions { threads };
+        let Some(out_kind) = out_kind else {
+            let array = cached
+                .with_session(|session| explain_batch_array(session, &batch, opts))
+                .map_err(arrow_err)?;
+            return Ok(interop::arrow_rs_to_series(out_name, &array)?);
+        };
+        let arrays = cached.with_session(|session| -> Result<_, PluginError> {
+            let outputs = session.predict_batch(&batch, opts)?;
+            output_arrays(&out_kind, meta, outputs).map_err(arrow_err)
         })?;
-        Ok(series)
+        let array = match kind {
+            Kind::Predict => arrays.prediction,
+            Kind::Proba | Kind::Explain => arrays
+                .probabilities
+                .ok_or_else(|| PluginError::Interop("no probabilities produced".into()))?,
+        };
+        Ok(interop::arrow_rs_to_series(out_name, &array)?)
     })
 }
 
 pub mod plugin {
     //! The C entry points Polars calls (generated by `#[polars_expr]`):
     //! `_polars_plugin_mle_predict`, `_polars_plugin_field_mle_predict`,
-    //! `_polars_plugin_mle_predict_proba`, `_polars_plugin_field_mle_predict_proba`.
+    //! `_polars_plugin_mle_predict_proba`, `_polars_plugin_field_mle_predict_proba`,
+    //! `_polars_plugin_mle_explain`, `_polars_plugin_field_mle_explain`.
     #![allow(missing_docs)]
 
     use polars::prelude::*;
@@ -179,6 +319,19 @@ pub mod plugin {
         kwargs: MleKwargs,
     ) -> PolarsResult<Series> {
         score(inputs, &kwargs, Kind::Predict, context.parallel())
+    }
+
+    fn explain_field(input_fields: &[Field], kwargs: MleKwargs) -> PolarsResult<Field> {
+        output_field(input_fields, &kwargs, Kind::Explain)
+    }
+
+    #[polars_expr(output_type_func_with_kwargs = explain_field)]
+    fn mle_explain(
+        inputs: &[Series],
+        context: CallerContext,
+        kwargs: MleKwargs,
+    ) -> PolarsResult<Series> {
+        score(inputs, &kwargs, Kind::Explain, context.parallel())
     }
 
     #[polars_expr(output_type_func_with_kwargs = predict_proba_field)]

@@ -1,13 +1,23 @@
 //! Writing `.mle` files from Python: the exporters describe the model as a metadata JSON, a
 //! graph JSON (inputs, outputs, nodes) and numpy tensors; this module hands them to
-//! `mle_format::ModelBuilder`.
+//! `mle_format::ModelBuilder`. `TreeEnsemble` nodes are built natively ([`tree_ensemble`],
+//! through `mle_format::tree::TreeEnsembleSpec`) so that Python never writes their attributes.
 
 use std::path::{Path, PathBuf};
 
-use mle_format::{Metadata, ModelBuilder, Node, QuantMode, SecretKey, ValueInfo, WriteOptions};
-use numpy::{Element as NpElement, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use mle_format::tree::{
+    Aggregate, CategoricalRule, CategorySets, Comparison, Members, Precision, TreeAnnotations,
+    TreeArray, TreeEnsembleSpec, TreeSpecError,
+};
+use mle_format::{
+    CategoriesRef, DType, FeatureKind, FeatureSpec, Metadata, MleFile, ModelBuilder, Node,
+    QuantMode, ReadOptions, SecretKey, ValueInfo, WriteOptions,
+};
+use numpy::{
+    Element as NpElement, PyArray1, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::errors::{from_format, py_err, Kind};
 
@@ -123,9 +133,12 @@ fn add_typed<T: NpElement + mle_format::Element>(
 /// - `path`: where to write (atomically); without it the bytes are returned;
 /// - `compression`: a zstd level; `signing_key`: a key file path or raw key bytes.
 ///
+/// - `features`: the typed input features (see [`apply_features`]), or `None` for a model
+///   whose features are all floats (a 1.0 file).
+///
 /// Returns the file size when `path` is given, else the file's bytes.
 #[pyfunction]
-#[pyo3(signature = (metadata_json, graph_json, weights, tensors, path=None, compression=None, quantization=None, signing_key=None))]
+#[pyo3(signature = (metadata_json, graph_json, weights, tensors, path=None, compression=None, quantization=None, signing_key=None, features=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn build_model(
     py: Python<'_>,
@@ -137,6 +150,7 @@ pub fn build_model(
     compression: Option<i32>,
     quantization: Option<&str>,
     signing_key: Option<&Bound<'_, PyAny>>,
+    features: Option<&Bound<'_, PyList>>,
 ) -> PyResult<Py<PyAny>> {
     let metadata = parse_metadata(metadata_json)?;
     let graph: serde_json::Value = serde_json::from_str(graph_json)
@@ -182,8 +196,190 @@ pub fn build_model(
             ));
         }
     }
+    apply_features(&mut b, features)?;
     let opts = write_options(compression, quantization, signing_key)?;
     finish(py, &b, path, &opts)
+}
+
+/// The kind named `kind` (`float`, `integer`, `boolean`, `string`, `category`).
+fn feature_kind(kind: &str, feature: &str) -> PyResult<FeatureKind> {
+    Ok(match kind {
+        "float" => FeatureKind::Float,
+        "integer" => FeatureKind::Integer,
+        "boolean" => FeatureKind::Boolean,
+        "string" => FeatureKind::String,
+        "category" => FeatureKind::Category,
+        other => {
+            return Err(py_err(
+                Kind::Base,
+                format!("feature {feature:?}: unknown kind {other:?} (float, integer, boolean, string or category)"),
+            ))
+        }
+    })
+}
+
+/// Adds a feature's vocabulary named `vocab` to `b`: a list of strings (a string vocabulary)
+/// or integers / an int64 numpy array (an integer vocabulary), in code order.
+fn add_vocabulary(
+    b: &mut ModelBuilder,
+    feature: &str,
+    vocab: &str,
+    categories: &Bound<'_, PyAny>,
+) -> PyResult<CategoriesRef> {
+    if let Ok(a) = categories.extract::<PyReadonlyArray1<'_, i64>>() {
+        let values = array(&a);
+        return b
+            .add_integer_vocabulary(vocab, &values)
+            .map_err(from_format);
+    }
+    let list = categories.cast::<PyList>().map_err(|_| {
+        py_err(
+            Kind::Base,
+            format!(
+                "feature {feature:?}: categories must be a list of str or int, or an int64 array"
+            ),
+        )
+    })?;
+    if list.iter().all(|c| c.is_instance_of::<PyString>()) {
+        let strings: Vec<String> = list.extract()?;
+        return b.add_vocabulary(vocab, &strings).map_err(from_format);
+    }
+    let values: Vec<i64> = list.extract().map_err(|_| {
+        py_err(
+            Kind::Base,
+            format!("feature {feature:?}: categories must be all strings or all integers"),
+        )
+    })?;
+    b.add_integer_vocabulary(vocab, &values)
+        .map_err(from_format)
+}
+
+/// Declares the model's typed input features (`input.features`, format 1.1).
+///
+/// `features` is a list with one dict per feature, in column order: `name`, `kind` (`float`,
+/// `integer`, `boolean`, `string`, `category`) and, for categories, `vocabulary` (the
+/// vocabulary's name: its tensors are `<vocabulary>.bytes` / `<vocabulary>.offsets` for
+/// strings, `<vocabulary>` for integers, which is what `Lookup` nodes reference) and
+/// `categories` (the categories in code order). `None` leaves the model untyped.
+pub fn apply_features(b: &mut ModelBuilder, features: Option<&Bound<'_, PyList>>) -> PyResult<()> {
+    let Some(features) = features else {
+        return Ok(());
+    };
+    let mut specs = Vec::with_capacity(features.len());
+    for item in features.iter() {
+        let d = item
+            .cast::<PyDict>()
+            .map_err(|_| py_err(Kind::Base, "each feature must be a dict"))?;
+        let get = |k: &str| d.get_item(k);
+        let name: String = get("name")?
+            .ok_or_else(|| py_err(Kind::Base, "a feature has no name"))?
+            .extract()?;
+        let kind: String = get("kind")?
+            .ok_or_else(|| py_err(Kind::Base, format!("feature {name:?} has no kind")))?
+            .extract()?;
+        let kind = feature_kind(&kind, &name)?;
+        let categories = get("categories")?.filter(|c| !c.is_none());
+        let spec = match (kind, categories) {
+            (FeatureKind::Category, Some(cats)) => {
+                let vocab: String = get("vocabulary")?
+                    .ok_or_else(|| {
+                        py_err(
+                            Kind::Base,
+                            format!("feature {name:?} has no vocabulary name"),
+                        )
+                    })?
+                    .extract()?;
+                let r = add_vocabulary(b, &name, &vocab, &cats)?;
+                FeatureSpec::category(name, r)
+            }
+            (FeatureKind::Category, None) => {
+                return Err(py_err(
+                    Kind::Base,
+                    format!("feature {name:?} is a category without categories"),
+                ))
+            }
+            (kind, None) => FeatureSpec::new(name, kind),
+            (kind, Some(_)) => {
+                return Err(py_err(
+                    Kind::Base,
+                    format!("feature {name:?} of kind {kind} cannot have categories"),
+                ))
+            }
+        };
+        specs.push(spec);
+    }
+    b.set_input_features(specs).map_err(from_format)
+}
+
+fn copy_tensor<T: mle_format::Element>(
+    b: &mut ModelBuilder,
+    file: &MleFile,
+    name: &str,
+    shape: &[u64],
+) -> PyResult<()> {
+    let data = file.tensor_as::<T>(name).map_err(from_format)?;
+    b.add_tensor(name, shape, data).map_err(from_format)
+}
+
+/// Puts `prefix` (nodes reading the graph input and producing `prefix_output`, e.g. the
+/// `Lookup` chain of typed features) in front of an imported model's graph: the imported
+/// nodes then read `prefix_output` where they read the graph input. The builder is written
+/// and read back (its graph has no other accessor), so every tensor is copied exactly.
+pub fn with_prefix(
+    b: &ModelBuilder,
+    prefix: Vec<Node>,
+    prefix_output: &str,
+) -> PyResult<ModelBuilder> {
+    let bytes = b.to_bytes(&WriteOptions::default()).map_err(from_format)?;
+    let file =
+        MleFile::from_bytes(&bytes, "<import>", &ReadOptions::default()).map_err(from_format)?;
+    let graph = file.graph();
+    let input = match graph.inputs.as_slice() {
+        [one] => one.name.clone(),
+        other => {
+            return Err(py_err(
+                Kind::Base,
+                format!(
+                    "an imported graph with {} inputs cannot take typed features",
+                    other.len()
+                ),
+            ))
+        }
+    };
+    let mut nb = ModelBuilder::new(file.metadata().clone());
+    nb.set_inputs(graph.inputs.clone());
+    nb.set_outputs(graph.outputs.clone());
+    for n in prefix {
+        nb.push_node(n);
+    }
+    for n in &graph.nodes {
+        let mut n = n.clone();
+        for i in &mut n.inputs {
+            if *i == input {
+                *i = prefix_output.to_string();
+            }
+        }
+        nb.push_node(n);
+    }
+    for t in &graph.tensors {
+        let (name, shape) = (t.name.as_str(), t.shape.as_slice());
+        match t.dtype {
+            DType::F32 => copy_tensor::<f32>(&mut nb, &file, name, shape)?,
+            DType::F64 => copy_tensor::<f64>(&mut nb, &file, name, shape)?,
+            DType::I64 => copy_tensor::<i64>(&mut nb, &file, name, shape)?,
+            DType::I32 => copy_tensor::<i32>(&mut nb, &file, name, shape)?,
+            DType::U32 => copy_tensor::<u32>(&mut nb, &file, name, shape)?,
+            DType::U8 => copy_tensor::<u8>(&mut nb, &file, name, shape)?,
+            DType::I8 => copy_tensor::<i8>(&mut nb, &file, name, shape)?,
+            DType::F16 => {
+                return Err(py_err(
+                    Kind::Base,
+                    format!("imported tensor {name:?} is f16: it cannot be copied exactly"),
+                ))
+            }
+        }
+    }
+    Ok(nb)
 }
 
 /// Generates an ED25519 key pair; returns `(secret_key_bytes, public_key_bytes)` (32 each).
@@ -195,4 +391,106 @@ pub fn generate_keypair(py: Python<'_>) -> PyResult<(Py<PyBytes>, Py<PyBytes>)> 
         PyBytes::new(py, &key.to_bytes()).unbind(),
         PyBytes::new(py, public.as_bytes()).unbind(),
     ))
+}
+
+fn array<T: NpElement + Copy>(a: &PyReadonlyArray1<'_, T>) -> Vec<T> {
+    a.as_array().iter().copied().collect()
+}
+
+/// Builds a `TreeEnsemble` node through `mle_format::tree::TreeEnsembleSpec` (the arrays and
+/// values of `docs/OPS.md`, keyword arguments named after the attributes), validates it, and
+/// returns `(node_json, tensors)`: the node as graph JSON, whose tensor attributes name
+/// `{name}.feature`, `{name}.threshold`, ..., and those tensors (name → numpy array) for
+/// [`build_model`]. An invalid ensemble (lengths that disagree, a child that does not point
+/// forward, an undefined flag bit, an unknown `comparison` ...) is an `MLEError` naming the
+/// field and the bound.
+#[pyfunction]
+#[pyo3(signature = (
+    name, input, output, *, n_targets, leaf_dim, tree_roots, feature, threshold, left, right,
+    flags, leaf_values, comparison, input_precision, aggregate, base_scores, tree_targets=None,
+    tree_weights=None, cat_offsets=None, cat_bits=None, categorical_members="left",
+    categorical_rule="lightgbm", node_cover=None, leaf_ids=None
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn tree_ensemble<'py>(
+    py: Python<'py>,
+    name: &str,
+    input: &str,
+    output: &str,
+    n_targets: usize,
+    leaf_dim: usize,
+    tree_roots: PyReadonlyArray1<'py, u32>,
+    feature: PyReadonlyArray1<'py, i32>,
+    threshold: PyReadonlyArray1<'py, f64>,
+    left: PyReadonlyArray1<'py, u32>,
+    right: PyReadonlyArray1<'py, u32>,
+    flags: PyReadonlyArray1<'py, u8>,
+    leaf_values: PyReadonlyArray1<'py, f64>,
+    comparison: &str,
+    input_precision: &str,
+    aggregate: &str,
+    base_scores: Vec<f64>,
+    tree_targets: Option<PyReadonlyArray1<'py, u32>>,
+    tree_weights: Option<PyReadonlyArray1<'py, f64>>,
+    cat_offsets: Option<PyReadonlyArray1<'py, u32>>,
+    cat_bits: Option<PyReadonlyArray1<'py, u32>>,
+    categorical_members: &str,
+    categorical_rule: &str,
+    node_cover: Option<PyReadonlyArray1<'py, f64>>,
+    leaf_ids: Option<PyReadonlyArray1<'py, i32>>,
+) -> PyResult<(String, Bound<'py, PyDict>)> {
+    let spec_err = |e: TreeSpecError| py_err(Kind::Base, e.to_string());
+    let categories = match (cat_offsets, cat_bits) {
+        (Some(o), Some(b)) => Some(CategorySets {
+            offsets: array(&o),
+            bits: array(&b),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(py_err(
+                Kind::Base,
+                format!("TreeEnsemble {name:?}: cat_offsets and cat_bits go together (one was given without the other)"),
+            ))
+        }
+    };
+    let spec = TreeEnsembleSpec {
+        n_targets,
+        leaf_dim,
+        roots: array(&tree_roots),
+        targets: tree_targets.as_ref().map(array),
+        weights: tree_weights.as_ref().map(array),
+        feature: array(&feature),
+        threshold: array(&threshold),
+        left: array(&left),
+        right: array(&right),
+        flags: array(&flags),
+        leaf_values: array(&leaf_values),
+        comparison: Comparison::parse(comparison).map_err(spec_err)?,
+        input_precision: Precision::parse(input_precision).map_err(spec_err)?,
+        aggregate: Aggregate::parse(aggregate).map_err(spec_err)?,
+        base_scores,
+        categories,
+        categorical_members: Members::parse(categorical_members).map_err(spec_err)?,
+        categorical_rule: CategoricalRule::parse(categorical_rule).map_err(spec_err)?,
+    };
+    spec.validate_as(name).map_err(spec_err)?;
+    let ann = TreeAnnotations {
+        node_cover: node_cover.as_ref().map(array),
+        leaf_ids: leaf_ids.as_ref().map(array),
+    };
+    ann.validate_as(&spec, name).map_err(spec_err)?;
+    let node = ann.annotate(spec.node(name, input, output), name);
+    let node = serde_json::to_string(&node)
+        .map_err(|e| py_err(Kind::Base, format!("TreeEnsemble {name:?}: {e}")))?;
+    let tensors = PyDict::new(py);
+    for (_, suffix, data) in spec.arrays().into_iter().chain(ann.arrays()) {
+        let key = format!("{name}.{suffix}");
+        match data {
+            TreeArray::U8(v) => tensors.set_item(key, PyArray1::from_slice(py, v))?,
+            TreeArray::I32(v) => tensors.set_item(key, PyArray1::from_slice(py, v))?,
+            TreeArray::U32(v) => tensors.set_item(key, PyArray1::from_slice(py, v))?,
+            TreeArray::F64(v) => tensors.set_item(key, PyArray1::from_slice(py, v))?,
+        }
+    }
+    Ok((node, tensors))
 }

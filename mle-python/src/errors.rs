@@ -75,7 +75,8 @@ pub fn format_kind(e: &FormatError) -> Kind {
         | FormatError::BadMagic { .. }
         | FormatError::ChecksumMismatch { .. }
         | FormatError::Corrupted { .. }
-        | FormatError::Tensor { .. } => Kind::Corrupted,
+        | FormatError::Tensor { .. }
+        | FormatError::Schema { .. } => Kind::Corrupted,
         FormatError::VersionMismatch { .. } | FormatError::UnsupportedFeature { .. } => {
             Kind::Version
         }
@@ -83,7 +84,7 @@ pub fn format_kind(e: &FormatError) -> Kind {
         | FormatError::SignatureInvalid { .. }
         | FormatError::BadKey { .. } => Kind::Security,
         FormatError::Io { .. } => Kind::File,
-        FormatError::Build(_) => Kind::Base,
+        FormatError::Build(_) | FormatError::BuildSchema { .. } => Kind::Base,
     }
 }
 
@@ -93,7 +94,7 @@ pub fn exec_kind(e: &ExecError) -> Kind {
     match e {
         ExecError::Format(f) => format_kind(f),
         ExecError::InvalidGraph { .. } => Kind::Corrupted,
-        ExecError::UnsupportedOp { .. } => Kind::Unsupported,
+        ExecError::UnsupportedOp { .. } | ExecError::NotExplainable { .. } => Kind::Unsupported,
         ExecError::Input(_) => Kind::Input,
         _ => Kind::Base,
     }

@@ -4,12 +4,16 @@
 //! It is thin on purpose: the exporters (model introspection) are Python, and everything that
 //! touches bytes or runs a model is Rust:
 //!
-//! - [`runtime::Runtime`]: a loaded model (`mle_exec::Model`) plus a pool of sessions; runs
-//!   C-contiguous f32/f64 numpy matrices without copying them, with the GIL released (from 64
-//!   rows; smaller batches keep it, which is cheaper);
+//! - [`runtime::Runtime`]: a model from `mle-arrow`'s shared cache (the one every front end
+//!   in the process uses) with its session pool; runs C-contiguous f32/f64 numpy matrices
+//!   without copying them, with the GIL released (from 64 rows; smaller batches keep it,
+//!   which is cheaper), and returns outputs under `mle-arrow`'s output contract (class labels,
+//!   float64 probabilities);
 //! - [`build::build_model`]: writes a `.mle` file from a metadata JSON, a graph JSON and numpy
 //!   tensors through `mle_format::ModelBuilder`;
-//! - [`import`]: the native XGBoost / LightGBM importers of `mle-import`;
+//! - [`import`]: the native XGBoost / LightGBM / ONNX / CatBoost importers of `mle-import`;
+//! - [`datafusion`] (feature `datafusion`): `mle-sql`'s UDFs as datafusion-ffi objects for
+//!   datafusion-python (`mle_runtime.datafusion.register`);
 //! - [`errors`]: maps every Rust error to the Python exception classes of `mle_runtime.errors`.
 //!
 //! The module is laid out by concern so that the Polars expression plugin (a later issue) can
@@ -17,7 +21,11 @@
 
 #![warn(missing_docs)]
 
+pub mod arrow_input;
 pub mod build;
+pub mod contract;
+#[cfg(feature = "datafusion")]
+pub mod datafusion;
 pub mod errors;
 pub mod import;
 #[cfg(feature = "polars")]
@@ -39,6 +47,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build::generate_keypair, m)?)?;
     m.add_function(wrap_pyfunction!(import::import_xgboost, m)?)?;
     m.add_function(wrap_pyfunction!(import::import_lightgbm, m)?)?;
+    m.add_function(wrap_pyfunction!(import::import_onnx, m)?)?;
+    m.add_function(wrap_pyfunction!(import::import_catboost, m)?)?;
+    contract::register(m)?;
+    #[cfg(feature = "datafusion")]
+    datafusion::register(m)?;
     #[cfg(feature = "polars")]
     m.add_function(wrap_pyfunction!(polars_pin::polars_pin, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

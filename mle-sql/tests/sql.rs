@@ -14,8 +14,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use mle_arrow::{columns_by_name, OutputArrays, OutputKind};
 use mle_exec::{Model, RunOptions, Session};
 use mle_format::{
-    Attr, DType, InputSchema, Metadata, ModelBuilder, Node, OutputSchema, ReadOptions, Task,
-    ValueInfo, WriteOptions,
+    Attr, DType, Metadata, ModelBuilder, Node, ReadOptions, Task, ValueInfo, WriteOptions,
 };
 
 fn repo() -> PathBuf {
@@ -277,25 +276,14 @@ async fn partitions_in_parallel_give_the_same_predictions() {
 
 /// `prediction = 0.5·a − 2·b + c0` over features `a`, `b` (exactly representable weights).
 fn linear_model(intercept: f32) -> Vec<u8> {
-    let meta = Metadata {
-        framework: "test".into(),
-        framework_version: String::new(),
-        model_type: "LinearRegression".into(),
-        task: Task::Regression,
-        input: InputSchema {
-            feature_names: vec!["a".into(), "b".into()],
-            dtype: DType::F64,
-            shape: vec![-1, 2],
-        },
-        output: OutputSchema {
-            names: vec!["prediction".into()],
-            dtypes: vec![DType::F64],
-            class_labels: None,
-        },
-        export_time: String::new(),
-        exporter_version: String::new(),
-        user: Default::default(),
-    };
+    let meta = Metadata::new(
+        "test",
+        "LinearRegression",
+        Task::Regression,
+        vec!["a".into(), "b".into()],
+        DType::F64,
+        &[("prediction", DType::F64)],
+    );
     let mut b = ModelBuilder::new(meta);
     b.add_weight("coef", &[1, 2], &[0.5, -2.0]).unwrap();
     b.add_weight("intercept", &[1], &[intercept]).unwrap();

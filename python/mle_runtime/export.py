@@ -14,18 +14,22 @@ from . import _native
 from .errors import MLEError, UnsupportedModelError, ValidationError
 from .exporters import Export
 
-#: zstd level used by ``compression=True``.
-ZSTD_LEVEL = 9
+#: zstd level used by ``compression=True`` (``mle_format::DEFAULT_ZSTD_LEVEL``).
+ZSTD_LEVEL = _native.contract.DEFAULT_ZSTD_LEVEL
 
 #: Validation tolerances ``(rtol, atol)`` by quantization: an output value passes when
 #: ``|mle - framework| <= atol + rtol * |framework|``. For quantized models ``atol`` is
 #: scaled by the largest framework output magnitude (at least 1).
 TOLERANCES = {None: (1e-5, 1e-6), "fp16": (1e-2, 1e-2), "int8": (5e-2, 5e-2)}
 
-FRAMEWORKS = ["scikit-learn", "xgboost", "lightgbm", "pytorch"]
+FRAMEWORKS = ["scikit-learn", "xgboost", "lightgbm", "catboost", "pytorch", "onnx"]
 
 
 def _framework_of(model) -> str:
+    from .exporters.onnx import is_onnx
+
+    if is_onnx(model):
+        return "onnx"
     mod = type(model).__module__ or ""
     root = mod.split(".")[0]
     if root == "sklearn":
@@ -34,6 +38,8 @@ def _framework_of(model) -> str:
         return "xgboost"
     if root == "lightgbm":
         return "lightgbm"
+    if root == "catboost":
+        return "catboost"
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):
         return "pytorch"
@@ -53,6 +59,10 @@ def _exporter(framework: str):
         from .exporters import xgboost as m
     elif framework == "lightgbm":
         from .exporters import lightgbm as m
+    elif framework == "catboost":
+        from .exporters import catboost as m
+    elif framework == "onnx":
+        from .exporters import onnx as m
     else:
         from .exporters import torch as m
     return m.export
@@ -62,13 +72,18 @@ def _introspect(model, **kw) -> Export:
     return _exporter(_framework_of(model))(model, **kw)
 
 
-def _sample(ex: Export, input_shape, rows: int = 64) -> np.ndarray:
+def _sample(ex: Export, input_shape, rows: int = 64):
+    """The validation sample: the exporter's own (one that respects a typed model's input
+    schema: categories from the vocabulary, unseen values, missing values), else
+    standard-normal rows."""
     rng = np.random.default_rng(0)
     n = ex.n_features
     if input_shape is not None:
         shape = tuple(int(s) for s in input_shape)
         if len(shape) >= 2 and int(np.prod(shape[1:])) == n:
             rows = max(shape[0], 1) if shape[0] > 0 else rows
+    if ex.sample is not None:
+        return ex.sample(rows)
     dtype = np.float32 if ex.framework == "pytorch" else np.float64
     return rng.standard_normal((rows, n)).astype(dtype)
 
@@ -179,16 +194,23 @@ def export_model(
     Parameters
     ----------
     model : a fitted scikit-learn estimator or Pipeline, an XGBoost / LightGBM booster or
-        estimator, or a ``torch.nn.Module``.
+        estimator, a CatBoost model, a ``torch.nn.Module``, an ``onnx.ModelProto`` or the
+        path of a ``.onnx`` file.
     output_path : where to write the file (atomically).
     input_shape : the input shape, e.g. ``(1, 128)`` (needed for PyTorch; used to draw a
         validation sample when ``sample_input`` is not given).
-    compression : ``True`` (zstd level 9), an int zstd level, or ``False``.
+    compression : ``True`` (zstd at the format's default level, :data:`ZSTD_LEVEL`), an int
+        zstd level, or ``False``.
     quantization : ``None``, ``"fp16"`` or ``"int8"`` (dense weights; trees stay exact).
     metadata : a JSON-able dict stored as the file's user metadata.
     feature_names : names of the input columns (default: the model's
         ``feature_names_in_`` or ``f0..fN``).
-    sample_input : rows to validate the export on; when absent, 64 standard-normal rows.
+    sample_input : rows to validate the export on; when absent, the exporter makes a sample
+        that respects the model's input schema (float features standard-normal; category
+        features every category, values outside the vocabulary when the framework maps them
+        to missing, and missing values), in what the model was fitted on (a DataFrame or a
+        matrix). A CatBoost model with ``cat_features`` needs it: CatBoost keeps only the
+        hashes of its categories, and the strings of these rows become the vocabulary.
     validate : ``True`` raises :class:`ValidationError` when the outputs differ beyond
         tolerance, ``"warn"`` warns instead, ``False`` skips validation.
     signing_key : an ED25519 secret key (file path or raw bytes) to sign the file with.
@@ -218,19 +240,32 @@ def export_model(
         level = int(compression)
     path = os.fspath(output_path)
     ex = _introspect(model, input_shape=input_shape, feature_names=feature_names,
-                     quantization=quantization, user_metadata=metadata)
+                     quantization=quantization, user_metadata=metadata,
+                     sample_input=sample_input)
     if ex.kind == "graph":
         size = _native.build_model(json.dumps(ex.metadata), ex.graph.graph_json(),
                                    ex.graph.weights, ex.graph.tensors, path, level,
-                                   quantization, signing_key)
-    elif ex.kind == "xgboost":
-        size, _ = _native.import_xgboost(ex.payload, type(model).__name__,
-                                         json.dumps(ex.metadata), path, level, quantization,
-                                         signing_key)
+                                   quantization, signing_key, ex.features)
     else:
-        size, _ = _native.import_lightgbm(ex.payload.decode(), type(model).__name__,
-                                          json.dumps(ex.metadata), path, level, quantization,
-                                          signing_key)
+        prefix_nodes, prefix_output = ex.prefix or (None, None)
+        typed = dict(features=ex.features, prefix_nodes=prefix_nodes,
+                     prefix_output=prefix_output)
+        if ex.kind == "onnx":
+            size, _ = _native.import_onnx(ex.payload, ex.extra["name"], json.dumps(ex.metadata),
+                                          path, level, quantization, signing_key,
+                                          model_dir=ex.extra["model_dir"])
+        elif ex.kind == "catboost":
+            size, _ = _native.import_catboost(ex.payload, type(model).__name__,
+                                              json.dumps(ex.metadata), path, level,
+                                              quantization, signing_key)
+        elif ex.kind == "xgboost":
+            size, _ = _native.import_xgboost(ex.payload, type(model).__name__,
+                                             json.dumps(ex.metadata), path, level,
+                                             quantization, signing_key, **typed)
+        else:
+            size, _ = _native.import_lightgbm(ex.payload.decode(), type(model).__name__,
+                                              json.dumps(ex.metadata), path, level,
+                                              quantization, signing_key, **typed)
     export_time = time.perf_counter() - t0
     result = {
         "success": True,
@@ -273,9 +308,9 @@ def validate_export(original_model, mle_path, test_inputs, quantization=None) ->
     from .runtime import load_model
 
     rt = load_model(mle_path)
-    ex = _introspect(original_model, input_shape=None, feature_names=None,
-                     quantization=quantization, user_metadata=None)
     x = test_inputs[0] if isinstance(test_inputs, (list, tuple)) else test_inputs
+    ex = _introspect(original_model, input_shape=None, feature_names=None,
+                     quantization=quantization, user_metadata=None, sample_input=x)
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return compare_outputs(ex.reference(x), _runtime_outputs(rt, x), quantization)

@@ -3,17 +3,27 @@
 The expressions returned here run the model in native code, chunk by chunk, inside Polars'
 eager, lazy and streaming engines — no Python call per row or per batch. They are Polars
 expression plugins (``polars.plugins.register_plugin_function``) whose native functions,
-``mle_predict`` and ``mle_predict_proba``, live in the ``mle_runtime._native`` extension.
+``mle_predict``, ``mle_predict_proba`` and ``mle_explain``, live in the
+``mle_runtime._native`` extension.
 
-Inputs bind by position to the model's features (the order of ``feature_names`` given at
-export); integer and float columns are accepted and nulls are missing values. Models are
-loaded once per process and cached by path, modification time and size. Every failure
-(missing file, corrupt model, wrong number of columns, non-numeric column, bad signature)
-raises ``polars.exceptions.ComputeError`` with the runtime's message.
+Given expressions bind by position to the model's features (the order of ``feature_names``
+given at export); given none, the frame's columns named like the model's features are used
+(by name, in feature order; other columns are ignored). Each column is checked against its
+feature's kind: integer, float and Boolean columns (false = 0, true = 1) for numeric features;
+``String``, ``Categorical`` and ``Enum`` columns for string and category features (numbers are
+taken as category codes); nulls are missing values, and an unseen category is missing (or an
+error, as the model's framework does). Columns cross to the runtime through the Arrow C Data
+Interface (no copy; strings cross as string views and dictionaries, read in place) and
+follow the same input policy and output contract as SQL, the CLI and ``load_model``:
+probabilities are Float64 everywhere. Models are loaded once per process through the shared
+model cache (regular files only; a file is identified by device, inode, modification time
+and size). Every failure (missing file, corrupt model, wrong number of columns, a column of the
+wrong kind, bad signature) raises ``polars.exceptions.ComputeError`` with the runtime's message.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +34,7 @@ from polars.plugins import register_plugin_function
 if TYPE_CHECKING:
     from polars._typing import IntoExpr
 
-__all__ = ["predict", "predict_proba"]
+__all__ = ["explain", "predict", "predict_proba"]
 
 KeyLike = str | os.PathLike | bytes | None
 
@@ -64,6 +74,22 @@ def _pin(path: str, key: str | None) -> str | None:
         return None
 
 
+def _feature_names(function_name: str, path: str, key: str | None) -> list[str]:
+    """The model's feature names, in order, from its metadata (through the shared cache, under
+    the same trust policy as the expression)."""
+    from mle_runtime import _native
+
+    try:
+        rt = _native.Runtime(path, None if key is None else key.encode())
+        return list(json.loads(rt.metadata_json)["input"]["feature_names"])
+    except Exception as e:  # the runtime's typed errors, a missing file, ...
+        msg = (
+            f"{function_name}: no feature columns given, and the feature names of {path} "
+            f"cannot be read to bind the frame's columns by name: {e}"
+        )
+        raise ValueError(msg) from e
+
+
 def _call(
     function_name: str,
     model_path: str | os.PathLike,
@@ -71,9 +97,6 @@ def _call(
     public_key: KeyLike,
     alias: str,
 ) -> pl.Expr:
-    if not exprs:
-        msg = f"{function_name}: give the model's feature columns, e.g. pl.col('a'), 'b'"
-        raise ValueError(msg)
     args: list[IntoExpr] = []
     for e in exprs:
         # Allow predict(path, ["a", "b"]) as well as predict(path, "a", "b").
@@ -84,6 +107,9 @@ def _call(
     # Absolute, so a lazy query still finds the model if the working directory changes.
     path = os.path.abspath(os.fspath(model_path))
     key = _hex_key(public_key)
+    if not args:
+        # By name: the frame's columns named like the model's features, in feature order.
+        args = [pl.col(name) for name in _feature_names(function_name, path, key)]
     return register_plugin_function(
         plugin_path=_library(),
         function_name=function_name,
@@ -107,7 +133,10 @@ def predict(
         Path of the ``.mle`` model file.
     *exprs
         The feature columns, in the model's feature order: expressions or column names (a
-        list of them works too). Integer and float columns; nulls are missing values.
+        list of them works too). None: the frame's columns named like the model's features
+        (by name; extra columns ignored). Numeric features take integer, float and Boolean
+        columns; string and category features take String, Categorical and Enum columns (or
+        numeric category codes); nulls are missing values.
     public_key
         Optional ED25519 public key (a key file's path, 64 hex characters, or 32 raw
         bytes). When given, a model that is unsigned or signed by another key is refused.
@@ -122,8 +151,12 @@ def predict(
     ------
     polars.exceptions.ComputeError
         When the query runs: missing or corrupt model file, wrong number of feature columns,
-        non-numeric column, invalid signature; or the model file was replaced after the
+        a column of the wrong kind (a string for a numeric feature, ...), a missing feature
+        column (by name), invalid signature; or the model file was replaced after the
         expression was built and its pinned version is no longer held.
+    ValueError
+        Given no expressions, when the model's feature names cannot be read (missing or
+        invalid file), as the expression is built.
 
     Notes
     -----
@@ -159,7 +192,10 @@ def predict_proba(
         Path of the ``.mle`` model file (a classifier).
     *exprs
         The feature columns, in the model's feature order: expressions or column names (a
-        list of them works too). Integer and float columns; nulls are missing values.
+        list of them works too). None: the frame's columns named like the model's features
+        (by name; extra columns ignored). Numeric features take integer, float and Boolean
+        columns; string and category features take String, Categorical and Enum columns (or
+        numeric category codes); nulls are missing values.
     public_key
         Optional ED25519 public key (a key file's path, 64 hex characters, or 32 raw
         bytes). When given, a model that is unsigned or signed by another key is refused.
@@ -167,7 +203,7 @@ def predict_proba(
     Returns
     -------
     polars.Expr
-        A column named ``probabilities`` of dtype ``Array(Float32, n_classes)``, one
+        A column named ``probabilities`` of dtype ``Array(Float64, n_classes)``, one
         probability per class in the order of the model's classes.
 
     Raises
@@ -189,9 +225,42 @@ def predict_proba(
     >>> _ = mle_runtime.export_model(clf, "/tmp/mle_doctest_clf.mle", feature_names=["x"])
     >>> out = df.with_columns(predict_proba("/tmp/mle_doctest_clf.mle", "x"))
     >>> out.schema["probabilities"]
-    Array(Float32, shape=(2,))
+    Array(Float64, shape=(2,))
     >>> p = out["probabilities"].to_numpy()
     >>> bool(np.allclose(p, clf.predict_proba(df.to_numpy()), atol=1e-6))
     True
     """
     return _call("mle_predict_proba", model_path, exprs, public_key, "probabilities")
+
+
+def explain(
+    model_path: str | os.PathLike,
+    *exprs: IntoExpr,
+    public_key: KeyLike = None,
+) -> pl.Expr:
+    """Per-row feature contributions of a `.mle` tree model, as a Polars expression.
+
+    Exact path-dependent TreeSHAP of the tree ensemble's raw output (the margin, before any
+    link), as XGBoost's ``pred_contribs`` and LightGBM's ``pred_contrib``; the same values,
+    bit for bit, as ``load_model(path).explain(x)``, SQL ``mle_explain`` and
+    ``mle score --explain``.
+
+    Parameters
+    ----------
+    model_path, *exprs, public_key
+        As in :func:`predict` (no expressions: the frame's columns by name).
+
+    Returns
+    -------
+    polars.Expr
+        A column named ``contributions``: a ``Struct`` with one ``Float64`` field per feature
+        (named as the feature) and ``bias``; for a multiclass model each field is an
+        ``Array(Float64, n_classes)``. Each row's fields add up to its raw output.
+
+    Raises
+    ------
+    polars.exceptions.ComputeError
+        As :func:`predict`, and when the model cannot be explained (not a tree model, or
+        written without node covers), naming why.
+    """
+    return _call("mle_explain", model_path, exprs, public_key, "contributions")

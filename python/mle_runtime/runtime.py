@@ -11,14 +11,64 @@ from . import _native
 from .errors import InputError, MLEError
 
 
+def _is_pandas_frame(x) -> bool:
+    return type(x).__module__.split(".")[0] == "pandas" and hasattr(x, "columns") \
+        and hasattr(x, "dtypes")
+
+
+def _is_table(x) -> bool:
+    """True for anything with the Arrow PyCapsule interface (pyarrow Tables and
+    RecordBatches, Polars DataFrames, ...): it binds by name."""
+    return not isinstance(x, np.ndarray) and (
+        hasattr(x, "__arrow_c_stream__") or hasattr(x, "__arrow_c_array__"))
+
+
+def _pandas_table(df, feature_names: list[str]):
+    """The feature columns of a pandas DataFrame as a pyarrow Table, by name (extra columns
+    ignored): each column converted whole by pyarrow (``category`` columns as dictionary
+    arrays, object / ``string`` columns as strings, numbers as numbers, NA as null); a
+    missing feature or a column pyarrow cannot convert is an :class:`InputError` naming it."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is a dependency of the table path
+        raise InputError("scoring a pandas DataFrame needs pyarrow (pip install pyarrow)") \
+            from None
+    names = [str(c) for c in df.columns]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"the DataFrame has duplicate column names: {', '.join(dup)}")
+    position = {n: i for i, n in enumerate(names)}
+    missing = [f for f in feature_names if f not in position]
+    if missing:
+        raise InputError(
+            f"the input has no column{'' if len(missing) == 1 else 's'} {', '.join(missing)} "
+            f"(the input has: {', '.join(names)}); a DataFrame binds to the model's features "
+            f"by name")
+    arrays = []
+    for f in feature_names:
+        col = df.iloc[:, position[f]]
+        try:
+            arrays.append(pa.array(col, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+            raise InputError(f"column {f!r} (dtype {col.dtype}) cannot be read: {e}") \
+                from None
+    return pa.Table.from_arrays(arrays, names=list(feature_names))
+
+
+def _n_rows(t) -> int:
+    n = getattr(t, "num_rows", None)
+    if n is None:
+        n = getattr(t, "height", None)
+    if n is None:
+        try:
+            n = len(t)
+        except TypeError:
+            n = 0
+    return int(n)
+
+
 def _as_matrix(x, n_features: int, feature_names: list[str]) -> np.ndarray:
     """A C-contiguous float32/float64 ``[n, k]`` view of ``x`` (copied only when needed)."""
-    cols = getattr(x, "columns", None)
-    if cols is not None and not isinstance(x, np.ndarray):
-        names = [str(c) for c in cols]
-        if set(feature_names) <= set(names) and names != feature_names:
-            x = x[feature_names]
-        x = x.to_numpy()
     if hasattr(x, "detach") and hasattr(x, "numpy"):  # torch tensor
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
@@ -46,12 +96,21 @@ def _as_matrix(x, n_features: int, feature_names: list[str]) -> np.ndarray:
 class MLERuntime:
     """A loaded ``.mle`` model.
 
-    ``run([x])`` returns every output in graph order (class indices mapped to the class
-    labels); ``predict``/``predict_proba``/``decision_function`` return one output each.
+    ``run([x])`` returns every output in graph order; ``predict``/``predict_proba``/
+    ``decision_function`` return one output each. Outputs follow the output contract every
+    front end shares (SQL, Polars, the CLI): a classifier is recognised by its metadata's
+    task, its class indices are mapped to the class labels natively, and probabilities are
+    float64.
     Inputs are numpy arrays (float32 or float64 used in place when C-contiguous; other
-    numeric dtypes converted), pandas DataFrames (columns picked by feature name) or torch
-    tensors. The GIL is released while the model runs (from 64 rows, or with more than one
-    thread; a smaller batch on one thread is cheaper with the GIL kept).
+    numeric dtypes converted; columns by position), torch tensors, or tables bound to the
+    features **by name** (extra columns ignored, a missing one an :class:`InputError` naming
+    it): pandas DataFrames (numeric, object / ``string`` and ``category`` columns, through
+    pyarrow), pyarrow Tables and RecordBatches, Polars DataFrames and anything with the
+    Arrow PyCapsule interface (``__arrow_c_stream__`` / ``__arrow_c_array__``), chunked or
+    not; tables cross into the runtime by the Arrow C interfaces, never value by value.
+    ``input_schema`` lists the features with their kinds. The GIL is released while the
+    model runs (from 64 rows, or with more than one thread; a smaller batch on one thread is
+    cheaper with the GIL kept).
     """
 
     def __init__(self, native: _native.Runtime, path: str | None = None):
@@ -82,6 +141,7 @@ class MLERuntime:
             else:
                 self.classes_ = np.asarray(labels)
         self._last_rows = 1
+        self._schema = None
 
     # -------------------------------------------------------------------------------
     @property
@@ -92,15 +152,54 @@ class MLERuntime:
     def n_features(self) -> int:
         return self._n_features
 
-    def _raw(self, x, threads: int = 1) -> dict:
-        arr = _as_matrix(x, self._n_features, self.feature_names)
-        self._last_rows = max(arr.shape[0], 1)
-        return dict(self._rt.run(arr, threads))
+    @property
+    def input_schema(self) -> list[dict]:
+        """One dict per input feature, in column order: ``name``, ``kind`` (``float``,
+        ``integer``, ``boolean``, ``string`` or ``category``) and, for categories,
+        ``n_categories`` and ``categories`` (in code order). A model written without typed
+        features has only floats."""
+        if self._schema is None:
+            feats = list(self._rt.input_features)
+            if not feats:
+                feats = [{"name": n, "kind": "float"} for n in self.feature_names]
+            for f in feats:
+                if "categories" in f:
+                    f["n_categories"] = len(f["categories"])
+            self._schema = feats
+        return [dict(f) for f in self._schema]
 
-    def _labels(self, idx: np.ndarray) -> np.ndarray:
+    def _prepare(self, x):
+        """``x`` as the native runtime takes it: a float matrix, or an Arrow table."""
+        if isinstance(x, np.ndarray):
+            return _as_matrix(x, self._n_features, self.feature_names)
+        if _is_pandas_frame(x):
+            x = _pandas_table(x, self.feature_names)
+        elif type(x).__name__ == "LazyFrame" and hasattr(x, "collect"):  # Polars
+            names = list(x.collect_schema().names())
+            missing = [f for f in self.feature_names if f not in names]
+            if missing:
+                raise InputError(
+                    f"the input has no column{'' if len(missing) == 1 else 's'} "
+                    f"{', '.join(missing)} (the input has: {', '.join(names)})")
+            x = x.select(self.feature_names).collect()  # only the features are computed
+        elif not _is_table(x):
+            return _as_matrix(x, self._n_features, self.feature_names)
+        return x
+
+    def _raw(self, x, threads: int = 1, only: list[str] | None = None) -> dict:
+        """The outputs by name (only those in ``only`` when given: the others are not
+        converted)."""
+        x = self._prepare(x)
+        out = dict(self._rt.run(x, threads, only))
+        first = next(iter(out.values()), None)
+        self._last_rows = max(len(first), 1) if first is not None else 1
+        return out
+
+    def _labels(self, labels: np.ndarray) -> np.ndarray:
+        """The class labels (mapped natively) in the numpy dtype of the model's classes."""
         if self.classes_ is None:
-            return idx
-        return self.classes_.take(idx)
+            return labels
+        return labels.astype(self.classes_.dtype, copy=False)
 
     def run(self, inputs, threads: int = 1) -> list:
         """Runs the model on ``inputs[0]`` (or ``inputs`` itself when it is an array) and
@@ -118,9 +217,12 @@ class MLERuntime:
     def predict(self, x, threads: int = 1) -> np.ndarray:
         """Class labels for classifiers, predictions for regressors and rankers, the
         transformed matrix for transformers, the network output for neural networks."""
-        out = self._raw(x, threads)
-        if "label" in out:
+        name = self._rt.prediction_output
+        out = self._raw(x, threads, [name] if name is not None else None)
+        if name == "label":
             return self._labels(out["label"])
+        if name is not None:
+            return out[name]
         if "prediction" in out:
             return out["prediction"]
         return out[self._out_names[0]]
@@ -131,13 +233,40 @@ class MLERuntime:
             raise MLEError(
                 f"{self.metadata['model_type']} has no probabilities output "
                 f"(outputs: {', '.join(self._out_names)})")
-        return self._raw(x, threads)["probabilities"]
+        return self._raw(x, threads, ["probabilities"])["probabilities"]
 
     def decision_function(self, x, threads: int = 1) -> np.ndarray:
         """Decision scores of linear classifiers."""
         if "scores" not in self._out_names:
             raise MLEError(f"{self.metadata['model_type']} has no scores output")
-        return self._raw(x, threads)["scores"]
+        return self._raw(x, threads, ["scores"])["scores"]
+
+    def explain(self, x, threads: int = 1) -> np.ndarray:
+        """Per-row feature contributions: exact path-dependent TreeSHAP of the tree
+        ensemble's raw output (the margin, before any link), as XGBoost's ``pred_contribs``
+        and LightGBM's ``pred_contrib`` compute them. ``[n, n_features + 1]`` float64 for
+        models with one output, ``[n, n_outputs, n_features + 1]`` for multiclass ones; the
+        last column is the bias, and each row adds up to the raw output. Inputs as
+        :meth:`predict`. Models that are not one tree ensemble over the input features
+        (linear models, networks), or were written without node covers, raise
+        :class:`~mle_runtime.UnsupportedModelError` naming why."""
+        out = self._rt.explain(self._prepare(x), threads)
+        self._last_rows = max(out.shape[0], 1)
+        return out[:, 0, :] if out.shape[1] == 1 else out
+
+    @property
+    def explain_columns(self) -> list[str]:
+        """The names of :meth:`explain`'s last axis: the features, then ``bias``."""
+        return list(self._rt.explain_columns)
+
+    def apply(self, x, threads: int = 1) -> np.ndarray:
+        """The leaf each row reaches in each tree, ``[n, n_trees]`` int32, numbered as the
+        source framework numbers them (scikit-learn ``apply``: the node index; XGBoost
+        ``pred_leaf``: the node id; LightGBM ``pred_leaf``: the leaf index). Inputs as
+        :meth:`predict`."""
+        out = self._rt.apply(self._prepare(x), threads)
+        self._last_rows = max(out.shape[0], 1)
+        return out
 
     def transform(self, x, threads: int = 1) -> np.ndarray:
         """Alias of :meth:`predict` for exported transformers."""
@@ -148,12 +277,12 @@ class MLERuntime:
         returns latency percentiles (milliseconds) and throughput (rows per second)."""
         if isinstance(x, (list, tuple)):
             x = x[0]
-        arr = _as_matrix(x, self._n_features, self.feature_names)
+        arr = self._prepare(x)
         times = np.asarray(self._rt.benchmark(arr, int(num_runs), int(warmup), int(threads)))
         if times.size == 0:
             raise MLEError("benchmark needs num_runs >= 1")
         ms = times * 1e3
-        rows = arr.shape[0]
+        rows = arr.shape[0] if isinstance(arr, np.ndarray) else _n_rows(arr)
         self._last_rows = max(rows, 1)
         return {
             "num_runs": int(times.size),

@@ -12,7 +12,8 @@ import mle_runtime as mle  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-#: fp32 parity bound of DESIGN.md: max relative error 1e-5, absolute 1e-6 near zero.
+#: fp32 parity bound (docs/ARCHITECTURE.md, "Non-negotiables"): max relative error 1e-5,
+#: absolute 1e-6 near zero.
 RTOL = 1e-5
 ATOL = 1e-6
 

@@ -61,14 +61,13 @@ def _extreme_frame():
 
 # ------------------------------------------------------------------ non-numeric columns
 
-@pytest.mark.parametrize("dtype", ["date", "bool", "categorical", "list", "struct"])
+@pytest.mark.parametrize("dtype", ["date", "categorical", "list", "struct"])
 @pytest.mark.parametrize("lazy", [False, True])
 def test_non_numeric_columns_are_refused_naming_the_column(models, tmp_path, dtype, lazy):
     X = models["X"][:10]
     df = pl.DataFrame({n: X[:, j] for j, n in enumerate(NAMES)})
     bad = {
         "date": pl.date_range(pl.date(2024, 1, 1), pl.date(2024, 1, 10), eager=True),
-        "bool": pl.Series([True, False] * 5),
         "categorical": pl.Series(["a", "b"] * 5, dtype=pl.Categorical),
         "list": pl.Series([[1.0, 2.0]] * 10),
         "struct": pl.Series([{"a": 1.0}] * 10),
@@ -85,6 +84,19 @@ def test_non_numeric_columns_are_refused_naming_the_column(models, tmp_path, dty
         q = source.select(predict(models["paths"]["reg"], *NAMES))
         if lazy:
             q.collect()
+
+
+def test_boolean_columns_are_accepted_as_zero_and_one(models):
+    """Boolean columns are features in every front end: false = 0, true = 1, null missing
+    (they were refused by the plugin alone)."""
+    X = models["X"][:10].copy()
+    df = pl.DataFrame({n: X[:, j] for j, n in enumerate(NAMES)})
+    flags = pl.Series([True, False, None, True, False, True, True, False, None, False])
+    df = df.with_columns(flags.alias("f2"))
+    X[:, 2] = np.array([1, 0, np.nan, 1, 0, 1, 1, 0, np.nan, 0], dtype=np.float64)
+    out = df.select(predict(models["paths"]["reg"], *NAMES))
+    want = mle.load_model(models["paths"]["reg"]).predict(X)
+    np.testing.assert_array_equal(out["prediction"].to_numpy(), want)
 
 
 # ------------------------------------------------------------------ extreme values

@@ -4,10 +4,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use datafusion::arrow::array::ArrayRef;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use mle_arrow::{columns_by_name, BoundColumns};
-use mle_exec::{Batch, ColumnData, RunOptions, Session};
+use mle_arrow::{BoundColumns, ColumnClass, Features};
+use mle_exec::{Batch, ColumnData, RunOptions};
 
 use crate::util::{load_model, open_input, thousands, TrustArgs};
 
@@ -65,8 +64,9 @@ pub fn run(a: Args) -> Result<()> {
     if a.threads == 0 || a.iterations == 0 {
         bail!("--threads and --iterations must be at least 1");
     }
-    let model = load_model(&a.model, a.trust.policy()?.as_ref())?;
-    let features = model.metadata().input.feature_names.clone();
+    let cached = load_model(&a.model, a.trust.policy()?.as_ref())?;
+    let model = cached.model().clone();
+    let features = Features::of(model.metadata());
     let nf = features.len();
     // Row-major features: f32 when every feature column of the file is Float32 (what
     // `mle score` runs on such a file), else f64.
@@ -74,16 +74,31 @@ pub fn run(a: Args) -> Result<()> {
         (Some(path), _) => {
             let builder = ParquetRecordBatchReaderBuilder::try_new(open_input(path)?)
                 .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
-            let idx = columns_by_name(builder.schema(), &features).with_context(|| {
+            let schema = builder.schema().clone();
+            let idx = features.columns_by_name(&schema).with_context(|| {
                 format!("{} does not have the model's features", path.display())
             })?;
+            // The timed rows are numbers: a string or dictionary column (for a string or
+            // category feature) cannot be one; `mle score` scores such files.
+            for (feature, &i) in features.iter().zip(&idx) {
+                let field = schema.field(i);
+                if mle_arrow::column_class(field.data_type()) == Some(ColumnClass::Strings) {
+                    bail!(
+                        "mle bench --input times numeric rows, but column {:?} of {} (for {} feature {:?}) has type {}; give category codes instead, or score the file with `mle score`",
+                        field.name(),
+                        path.display(),
+                        feature.kind_label(),
+                        feature.name,
+                        field.data_type()
+                    );
+                }
+            }
             let (mut d32, mut d64) = (Vec::new(), Vec::new());
             let mut all_f32 = true;
             let mut rows = 0;
             for batch in builder.build()? {
                 let batch = batch.with_context(|| format!("cannot read {}", path.display()))?;
-                let cols: Vec<ArrayRef> = idx.iter().map(|&i| batch.column(i).clone()).collect();
-                let bound = BoundColumns::bind(&cols, &features, &features)?;
+                let bound = BoundColumns::bind_at(&batch, &idx, &features)?;
                 let view = bound.batch()?;
                 all_f32 &= view
                     .columns()
@@ -112,7 +127,7 @@ pub fn run(a: Args) -> Result<()> {
     if rows == 0 {
         bail!("no rows to benchmark");
     }
-    let mut session = Session::new(model.clone());
+    let mut session = cached.sessions().take();
 
     // Latency: one row at a time, cycling through the data.
     let mut lat = Vec::with_capacity(a.iterations);

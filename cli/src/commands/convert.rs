@@ -1,10 +1,10 @@
-//! `mle convert`: XGBoost JSON/UBJSON or LightGBM text model → `.mle`.
+//! `mle convert`: XGBoost JSON/UBJSON, LightGBM text, ONNX or CatBoost JSON model → `.mle`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use mle_exec::Model;
-use mle_format::{MleFile, QuantMode, ReadOptions, WriteOptions};
+use mle_format::{MleFile, QuantMode, ReadOptions, WriteOptions, DEFAULT_ZSTD_LEVEL};
 
 use crate::util::bytes;
 
@@ -15,6 +15,11 @@ pub enum From {
     Xgboost,
     /// LightGBM `save_model` text.
     Lightgbm,
+    /// ONNX (`.onnx`, a serialized `ModelProto`); external tensor data is read from the
+    /// model's directory only.
+    Onnx,
+    /// CatBoost `save_model(format="json")`.
+    Catboost,
 }
 
 /// Weight quantization.
@@ -33,10 +38,11 @@ pub struct Args {
     input: PathBuf,
     /// The `.mle` file to write.
     output: PathBuf,
-    /// The input's format (default: guessed from its content).
+    /// The input's format (default: guessed from its content; ONNX and CatBoost are never
+    /// guessed).
     #[arg(long, value_enum)]
     from: Option<From>,
-    /// Compress the weights with zstd.
+    /// Compress the weights with zstd at the default level (`mle_format::DEFAULT_ZSTD_LEVEL`).
     #[arg(long)]
     compress: bool,
     /// Quantize dense float weights (tree thresholds and leaves are always kept exact).
@@ -47,25 +53,21 @@ pub struct Args {
 /// Runs `mle convert`.
 pub fn run(a: Args) -> Result<()> {
     let name = a.input.display().to_string();
+    let read = || std::fs::read(&a.input).with_context(|| format!("cannot convert {name}"));
     let builder = match a.from {
         None => mle_import::import_file(&a.input, None),
-        Some(from) => {
-            let bytes =
-                std::fs::read(&a.input).with_context(|| format!("cannot convert {name}"))?;
-            match from {
-                From::Xgboost => mle_import::import_xgboost(&bytes, &name),
-                From::Lightgbm => match std::str::from_utf8(&bytes) {
-                    Ok(text) => mle_import::import_lightgbm(text, &name),
-                    Err(e) => {
-                        bail!("cannot convert {name}: a LightGBM text model must be UTF-8 ({e})")
-                    }
-                },
-            }
-        }
+        Some(From::Xgboost) => mle_import::import_xgboost(&read()?, &name),
+        Some(From::Lightgbm) => match String::from_utf8(read()?) {
+            Ok(text) => mle_import::import_lightgbm(&text, &name),
+            Err(e) => bail!("cannot convert {name}: a LightGBM text model must be UTF-8 ({e})"),
+        },
+        // External tensor data is resolved inside the model's own directory.
+        Some(From::Onnx) => mle_import::onnx::import_file(&a.input),
+        Some(From::Catboost) => mle_import::import_catboost(&read()?, &name),
     }
     .with_context(|| format!("cannot convert {name}"))?;
     let opts = WriteOptions {
-        compression: a.compress.then_some(19),
+        compression: a.compress.then_some(DEFAULT_ZSTD_LEVEL),
         quantization: a.quantize.map(|q| match q {
             Quantize::Fp16 => QuantMode::Fp16,
             Quantize::Int8 => QuantMode::Int8,

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
-use mle_format::ClassLabels;
+use anyhow::{Context, Result};
+use mle_format::{Categories, ClassLabels, InputKind};
 use serde_json::json;
 
 use crate::util::{bytes, open_model_file, TrustArgs};
@@ -37,8 +37,38 @@ pub fn run(a: Args) -> Result<()> {
         .iter()
         .filter(|t| t.quantization.is_some())
         .count();
+    // Each feature's kind and, for categories, how many there are and of which type (a file
+    // without typed features has only floats).
+    let typed = file
+        .input_features()
+        .with_context(|| format!("cannot read the input features of {}", a.model.display()))?;
+    // A file written without `input.features`: every feature is a float.
+    let untyped = meta.input.features.is_empty();
+    let features: Vec<Feature> = typed
+        .iter()
+        .map(|f| Feature {
+            name: f.name.to_string(),
+            kind: kind_name(&f.kind),
+            categories: match &f.kind {
+                InputKind::Category(Categories::Strings(v)) => Some(("string", v.len())),
+                InputKind::Category(Categories::Integers(v)) => Some(("integer", v.len())),
+                _ => None,
+            },
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
     if a.json {
+        let feature_json: Vec<serde_json::Value> = features
+            .iter()
+            .map(|f| {
+                let mut v = json!({"name": f.name, "kind": f.kind});
+                if let Some((t, n)) = f.categories {
+                    v["categories"] = json!(n);
+                    v["category_type"] = json!(t);
+                }
+                v
+            })
+            .collect();
         let v = json!({
             "path": a.model.display().to_string(),
             "format_version": format!("{}.{}", h.major, h.minor),
@@ -47,6 +77,7 @@ pub fn run(a: Args) -> Result<()> {
             "signed": h.signed(),
             "weights_bytes": h.weights_raw_size,
             "quantized_tensors": quantized,
+            "features": feature_json,
             "metadata": meta,
             "graph": {
                 "inputs": graph.inputs,
@@ -84,11 +115,27 @@ pub fn run(a: Args) -> Result<()> {
     writeln!(out, "  model        {} ({:?})", meta.model_type, meta.task)?;
     writeln!(
         out,
-        "  input        {} features, {} : {}",
+        "  input        {} features{}, {} : {}",
         meta.n_features(),
+        if untyped { " (all float)" } else { "" },
         meta.input.dtype,
         meta.input.feature_names.join(", ")
     )?;
+    if !untyped {
+        let width = features
+            .iter()
+            .map(|f| f.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (i, f) in features.iter().enumerate() {
+            let label = if i == 0 { "features" } else { "" };
+            let cats = match f.categories {
+                Some((t, n)) => format!(", {n} {t} categor{}", if n == 1 { "y" } else { "ies" }),
+                None => String::new(),
+            };
+            writeln!(out, "  {label:<12} {:<width$}  {}{cats}", f.name, f.kind)?;
+        }
+    }
     for (name, dt) in meta.output.names.iter().zip(&meta.output.dtypes) {
         writeln!(out, "  output       {name} ({dt})")?;
     }
@@ -117,4 +164,21 @@ pub fn run(a: Args) -> Result<()> {
         writeln!(out, "  user.{k:<7} {v}")?;
     }
     Ok(())
+}
+
+/// One input feature as shown: its name, kind and (for categories) their type and number.
+struct Feature {
+    name: String,
+    kind: &'static str,
+    categories: Option<(&'static str, usize)>,
+}
+
+fn kind_name(k: &InputKind<'_>) -> &'static str {
+    match k {
+        InputKind::Float => "float",
+        InputKind::Integer => "integer",
+        InputKind::Boolean => "boolean",
+        InputKind::String => "string",
+        InputKind::Category(_) => "category",
+    }
 }

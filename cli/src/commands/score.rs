@@ -10,15 +10,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use datafusion::arrow::array::{new_empty_array, ArrayRef, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use indicatif::{ProgressBar, ProgressStyle};
-use mle_arrow::{columns_by_name, output_arrays, BoundColumns, OutputKind};
-use mle_exec::{RunOptions, Session};
+use mle_arrow::explain::explain_batch_array;
+use mle_arrow::{columns_by_name, explain_fields, output_arrays, BoundColumns, Features};
+use mle_exec::RunOptions;
 
 use crate::util::{load_model, open_input, thousands, PendingOutput, TrustArgs};
 
@@ -34,7 +35,8 @@ pub struct Args {
     #[arg(long, short = 'o')]
     output: PathBuf,
     /// Input columns to use as the model's features, in the model's feature order
-    /// (default: the columns named like the model's features).
+    /// (default: the columns named like the model's features; extra columns are kept in the
+    /// output). String and dictionary columns bind to string and category features.
     #[arg(long, value_delimiter = ',')]
     columns: Option<Vec<String>>,
     /// Executor threads per batch.
@@ -43,6 +45,11 @@ pub struct Args {
     /// Rows per batch (bounds memory use).
     #[arg(long, default_value_t = 65536)]
     batch_size: usize,
+    /// Also write each row's feature contributions (exact path-dependent TreeSHAP of the
+    /// tree ensemble's raw output) as the struct column `contributions`: one Float64 field
+    /// per feature and `bias` (a list per class for multiclass models). Tree models only.
+    #[arg(long)]
+    explain: bool,
     #[command(flatten)]
     trust: TrustArgs,
 }
@@ -55,11 +62,14 @@ pub fn run(a: Args) -> Result<()> {
     if a.threads == 0 {
         bail!("--threads must be at least 1");
     }
-    let model = load_model(&a.model, a.trust.policy()?.as_ref())?;
+    let cached = load_model(&a.model, a.trust.policy()?.as_ref())?;
+    let model = cached.model();
     let meta = model.metadata();
-    let kind = OutputKind::of_model(&model)
+    let kind = cached
+        .output_kind()
         .with_context(|| format!("model {} cannot be scored", a.model.display()))?;
-    let features = &meta.input.feature_names;
+    let features = Features::of(meta);
+    let feature_names = features.names();
 
     let file = open_input(&a.input)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -67,7 +77,7 @@ pub fn run(a: Args) -> Result<()> {
     let total_rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let in_schema = builder.schema().clone();
     let feature_idx = match &a.columns {
-        None => columns_by_name(&in_schema, features).with_context(|| {
+        None => columns_by_name(&in_schema, feature_names).with_context(|| {
             format!(
                 "{} does not have the model's feature columns (use --columns to bind others by position)",
                 a.input.display()
@@ -80,7 +90,7 @@ pub fn run(a: Args) -> Result<()> {
                     cols.len(),
                     a.model.display(),
                     features.len(),
-                    features.join(", ")
+                    feature_names.join(", ")
                 );
             }
             columns_by_name(&in_schema, cols)
@@ -91,17 +101,33 @@ pub fn run(a: Args) -> Result<()> {
         .iter()
         .map(|&i| in_schema.field(i).name().clone())
         .collect();
-    // Column types are checked against the schema before anything is read or written, so a
-    // file with no rows gets the same error as one with many.
-    let empty: Vec<ArrayRef> = feature_idx
-        .iter()
-        .map(|&i| new_empty_array(in_schema.field(i).data_type()))
-        .collect();
-    BoundColumns::bind(&empty, &names, features)
+    // Column types are checked against the features' kinds before anything is read or
+    // written, so a file with no rows gets the same error as one with many.
+    features
+        .check_columns(
+            names
+                .iter()
+                .map(String::as_str)
+                .zip(feature_idx.iter().map(|&i| in_schema.field(i).data_type())),
+        )
         .with_context(|| format!("cannot bind the columns of {}", a.input.display()))?;
 
     let mut out_fields: Vec<Arc<Field>> = in_schema.fields().iter().cloned().collect();
-    for f in kind.fields() {
+    let mut new_fields = kind.fields();
+    if a.explain {
+        // Refused before anything is read or written when the model cannot be explained.
+        let info = model
+            .explain_info()
+            .with_context(|| format!("--explain: model {}", a.model.display()))?;
+        let fields = explain_fields(&info)
+            .with_context(|| format!("--explain: model {}", a.model.display()))?;
+        new_fields.push(Arc::new(Field::new(
+            mle_arrow::CONTRIBUTIONS,
+            datafusion::arrow::datatypes::DataType::Struct(fields),
+            false,
+        )));
+    }
+    for f in new_fields {
         if in_schema.index_of(f.name()).is_ok() {
             bail!(
                 "{} already has a column named {:?}; rename it before scoring",
@@ -150,26 +176,28 @@ pub fn run(a: Args) -> Result<()> {
         }
     });
 
-    let mut session = Session::new(model.clone());
+    let mut session = cached.sessions().take();
     let opts = RunOptions { threads: a.threads };
     let mut rows: u64 = 0;
     let result = (|| -> Result<()> {
         for batch in rx {
             let batch = batch.with_context(|| format!("cannot read {input_name}"))?;
-            let cols: Vec<ArrayRef> = feature_idx
-                .iter()
-                .map(|&i| batch.column(i).clone())
-                .collect();
-            let bound = BoundColumns::bind(&cols, &names, features)
+            let bound = BoundColumns::bind_at(&batch, &feature_idx, &features)
                 .with_context(|| format!("cannot bind the columns of {input_name}"))?;
             let view = bound.batch()?;
             let outputs = session
                 .predict_batch(&view, opts)
                 .with_context(|| format!("model {} failed", a.model.display()))?;
             let arrays = output_arrays(&kind, meta, outputs)?;
-            let mut columns = batch.columns().to_vec();
+            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
             columns.push(arrays.prediction);
             columns.extend(arrays.probabilities);
+            if a.explain {
+                columns.push(
+                    explain_batch_array(&mut session, &view, opts)
+                        .with_context(|| format!("model {} failed", a.model.display()))?,
+                );
+            }
             let out_batch = RecordBatch::try_new(out_schema.clone(), columns)
                 .context("cannot assemble the output batch")?;
             writer

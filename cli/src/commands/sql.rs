@@ -1,4 +1,5 @@
-//! `mle sql`: run a query in DataFusion with `mle_predict` and `mle_predict_proba` registered.
+//! `mle sql`: run a query in DataFusion with `mle_predict`, `mle_predict_proba` and the table
+//! function `mle_score(model, table)` registered.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -17,7 +18,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, visit_relations, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    ObjectName, ObjectNamePart, Value,
+    ObjectName, ObjectNamePart, TableFactor, Value, Visit, Visitor,
 };
 use futures::StreamExt;
 use mle_format::PublicKey;
@@ -152,8 +153,8 @@ pub fn run(a: Args) -> Result<()> {
     })
 }
 
-/// What a query names: model paths given as literals to `mle_predict` / `mle_predict_proba`,
-/// and quoted table names (`FROM 'data.parquet'`). Empty when the query does not parse:
+/// What a query names: model paths given as literals to `mle_predict` / `mle_predict_proba`
+/// and to the table function `mle_score`, and quoted table names (`FROM 'data.parquet'`). Empty when the query does not parse:
 /// DataFusion then reports the syntax error.
 #[derive(Debug, Default)]
 struct QueryRefs {
@@ -176,6 +177,9 @@ fn query_refs(query: &str) -> QueryRefs {
             }
             ControlFlow::<()>::Continue(())
         });
+        let _ = st
+            .as_ref()
+            .visit(&mut TableFunctionModels(&mut refs.models));
         let _ = visit_relations(st.as_ref(), |name: &ObjectName| {
             if let [ObjectNamePart::Identifier(id)] = name.0.as_slice() {
                 if id.quote_style.is_some() {
@@ -188,13 +192,50 @@ fn query_refs(query: &str) -> QueryRefs {
     refs
 }
 
-/// The path in `mle_predict('path', ...)` / `mle_predict_proba('path', ...)`.
+/// Collects the model path of every `mle_score('path', 'table')` in a `FROM` clause.
+struct TableFunctionModels<'a>(&'a mut Vec<String>);
+
+impl Visitor for TableFunctionModels<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name,
+            args: Some(args),
+            ..
+        } = t
+        {
+            let is_score = name
+                .0
+                .last()
+                .is_some_and(|n| n.to_string().eq_ignore_ascii_case(mle_sql::table::NAME));
+            if let (true, Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))))) =
+                (is_score, args.args.first())
+            {
+                if let Value::SingleQuotedString(s) = &v.value {
+                    self.0.push(s.clone());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The path in `mle_predict('path', ...)` (and `mle_predict_proba`, `mle_explain`,
+/// `mle_predict_leaf`).
 fn model_literal(e: &Expr) -> Option<String> {
     let Expr::Function(f) = e else {
         return None;
     };
     let name = f.name.0.last()?.to_string().to_ascii_lowercase();
-    if name != "mle_predict" && name != "mle_predict_proba" {
+    if ![
+        "mle_predict",
+        "mle_predict_proba",
+        "mle_explain",
+        "mle_predict_leaf",
+    ]
+    .contains(&name.as_str())
+    {
         return None;
     }
     let FunctionArguments::List(list) = &f.args else {

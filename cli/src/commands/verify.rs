@@ -7,10 +7,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use mle_exec::Model;
-use mle_format::{MleFile, ReadOptions};
 
-use crate::util::TrustArgs;
+use crate::util::{load_model, TrustArgs};
 
 /// Arguments of `mle verify`.
 #[derive(Debug, clap::Args)]
@@ -25,27 +23,29 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let failed = || format!("{} failed verification", a.model.display());
     let policy = a.trust.policy()?;
-    let (file, sig) = match &policy {
+    // The model is opened (regular files only, never blocking on a FIFO), checked and
+    // compiled through the shared cache, as every front end loads it.
+    let (cached, sig) = match &policy {
         Some(p) => {
-            let (file, i) = p.open(&a.model).with_context(failed)?;
+            let (cached, i) = p.load(&a.model).with_context(failed)?;
             let key = p
                 .keys()
                 .get(i)
                 .map(|(k, _)| k.display().to_string())
                 .unwrap_or_default();
-            (file, format!("signature valid for {key}"))
+            (cached, format!("signature valid for {key}"))
         }
         None => {
-            let file = MleFile::open(&a.model, &ReadOptions::default()).with_context(failed)?;
-            let sig = if file.header().signed() {
+            let cached = load_model(&a.model, None).with_context(failed)?;
+            let sig = if cached.model().file().header().signed() {
                 "signed (signature not checked: no --public-key or MLE_TRUSTED_KEYS)"
             } else {
                 "unsigned"
             };
-            (file, sig.to_string())
+            (cached, sig.to_string())
         }
     };
-    let model = Model::compile(file).with_context(failed)?;
+    let model = cached.model();
     println!(
         "ok: {}: checksums valid, graph compiles ({} features -> {}), {sig}",
         a.model.display(),

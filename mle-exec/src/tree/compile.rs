@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use mle_format::tree::{attr, CategoricalRule};
 use mle_format::{Attr, Element, MleFile, Node};
 
 use super::flags::{ALL, CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
@@ -118,7 +119,7 @@ pub(super) fn compile(
 
     // Scalars.
     let n_targets = cx
-        .int("n_targets")?
+        .int(attr::N_TARGETS)?
         .ok_or_else(|| cx.err("missing attribute \"n_targets\""))?;
     if n_targets < 1 || n_targets > MAX_TARGETS as i64 {
         return Err(cx.err(format!(
@@ -126,17 +127,17 @@ pub(super) fn compile(
         )));
     }
     let n_targets = n_targets as usize;
-    let leaf_dim = cx.int("leaf_dim")?.unwrap_or(1);
+    let leaf_dim = cx.int(attr::LEAF_DIM)?.unwrap_or(1);
     if leaf_dim != 1 && leaf_dim != n_targets as i64 {
         return Err(cx.err(format!(
             "leaf_dim is {leaf_dim}, expected 1 or n_targets ({n_targets})"
         )));
     }
     let leaf_dim = leaf_dim as usize;
-    let lt = cx.choice("comparison", &["le", "lt"], None)? == 1;
-    let f32_precision = cx.choice("input_precision", &["f64", "f32"], None)? == 1;
-    let average = cx.choice("aggregate", &["sum", "average"], Some("sum"))? == 1;
-    let base = match node.attr("base_scores") {
+    let lt = cx.choice(attr::COMPARISON, &["le", "lt"], None)? == 1;
+    let f32_precision = cx.choice(attr::INPUT_PRECISION, &["f64", "f32"], None)? == 1;
+    let average = cx.choice(attr::AGGREGATE, &["sum", "average"], Some("sum"))? == 1;
+    let base = match node.attr(attr::BASE_SCORES) {
         None => vec![0.0; n_targets],
         Some(Attr::Floats(v)) if v.len() == n_targets => v.clone(),
         Some(Attr::Floats(v)) => {
@@ -149,30 +150,49 @@ pub(super) fn compile(
     };
 
     // Arrays.
-    let feature = cx.required::<i32>("feature")?;
+    let feature = cx.required::<i32>(attr::FEATURE)?;
     let n_nodes = feature.len();
     if n_nodes > MAX_NODES {
         return Err(cx.err(format!("{n_nodes} nodes exceeds the limit of {MAX_NODES}")));
     }
-    let threshold = cx.required::<f64>("threshold")?;
-    let left = cx.required::<u32>("left")?;
-    let right = cx.required::<u32>("right")?;
-    let flags = cx.required::<u8>("flags")?;
-    let leaf_values = cx.required::<f64>("leaf_values")?;
-    cx.check_len("threshold", threshold.len(), n_nodes)?;
-    cx.check_len("left", left.len(), n_nodes)?;
-    cx.check_len("right", right.len(), n_nodes)?;
-    cx.check_len("flags", flags.len(), n_nodes)?;
-    cx.check_len("leaf_values", leaf_values.len(), n_nodes * leaf_dim)?;
-    let roots = cx.required::<u32>("tree_roots")?;
+    let threshold = cx.required::<f64>(attr::THRESHOLD)?;
+    let left = cx.required::<u32>(attr::LEFT)?;
+    let right = cx.required::<u32>(attr::RIGHT)?;
+    let flags = cx.required::<u8>(attr::FLAGS)?;
+    let leaf_values = cx.required::<f64>(attr::LEAF_VALUES)?;
+    cx.check_len(attr::THRESHOLD, threshold.len(), n_nodes)?;
+    cx.check_len(attr::LEFT, left.len(), n_nodes)?;
+    cx.check_len(attr::RIGHT, right.len(), n_nodes)?;
+    cx.check_len(attr::FLAGS, flags.len(), n_nodes)?;
+    cx.check_len(attr::LEAF_VALUES, leaf_values.len(), n_nodes * leaf_dim)?;
+    let roots = cx.required::<u32>(attr::TREE_ROOTS)?;
     let n_trees = roots.len();
-    let targets = cx.tensor::<u32>("tree_targets")?;
+    let targets = cx.tensor::<u32>(attr::TREE_TARGETS)?;
     if let Some(t) = targets {
-        cx.check_len("tree_targets", t.len(), n_trees)?;
+        cx.check_len(attr::TREE_TARGETS, t.len(), n_trees)?;
     }
-    let weights = cx.tensor::<f64>("tree_weights")?;
+    let weights = cx.tensor::<f64>(attr::TREE_WEIGHTS)?;
     if let Some(w) = weights {
-        cx.check_len("tree_weights", w.len(), n_trees)?;
+        cx.check_len(attr::TREE_WEIGHTS, w.len(), n_trees)?;
+    }
+
+    // Explanation annotations (read by `crate::explain`): checked here so that a model
+    // either loads with valid covers and leaf ids or not at all.
+    if let Some(c) = cx.tensor::<f64>(attr::NODE_COVER)? {
+        cx.check_len(attr::NODE_COVER, c.len(), n_nodes)?;
+        if let Some((i, v)) = c
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+        {
+            return Err(cx.err(format!("node_cover[{i}] = {v}, expected finite and >= 0")));
+        }
+    }
+    if let Some(ids) = cx.tensor::<i32>(attr::LEAF_IDS)? {
+        cx.check_len(attr::LEAF_IDS, ids.len(), n_nodes)?;
+        if let Some((i, v)) = ids.iter().enumerate().find(|(_, v)| **v < 0) {
+            return Err(cx.err(format!("leaf_ids[{i}] = {v}, expected >= 0")));
+        }
     }
 
     // Per-node checks.
@@ -205,10 +225,11 @@ pub(super) fn compile(
     }
     let mut cat: Option<(&[u32], &[u32])> = None;
     let mut members_left = true;
+    let mut negative_invalid = false;
     if any_categorical {
-        let offsets = cx.required::<u32>("cat_offsets")?;
-        let bits = cx.required::<u32>("cat_bits")?;
-        cx.check_len("cat_offsets", offsets.len(), n_nodes + 1)?;
+        let offsets = cx.required::<u32>(attr::CAT_OFFSETS)?;
+        let bits = cx.required::<u32>(attr::CAT_BITS)?;
+        cx.check_len(attr::CAT_OFFSETS, offsets.len(), n_nodes + 1)?;
         let mut prev = 0u32;
         for (i, &o) in offsets.iter().enumerate() {
             if o < prev || o as usize > bits.len() {
@@ -219,7 +240,12 @@ pub(super) fn compile(
             }
             prev = o;
         }
-        members_left = cx.choice("categorical_members", &["left", "right"], None)? == 0;
+        members_left = cx.choice(attr::CATEGORICAL_MEMBERS, &["left", "right"], None)? == 0;
+        let rule = match cx.string(attr::CATEGORICAL_RULE)? {
+            Some(v) => CategoricalRule::parse(v).map_err(|e| cx.err(e.to_string()))?,
+            None => CategoricalRule::default(),
+        };
+        negative_invalid = rule == CategoricalRule::XgBoost;
         cat = Some((offsets, bits));
     }
 
@@ -514,6 +540,7 @@ pub(super) fn compile(
         f32_precision,
         lt,
         members_left,
+        negative_invalid,
         leaf,
         roots: tree_roots,
         depth,

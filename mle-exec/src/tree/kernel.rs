@@ -108,10 +108,22 @@ prec!(f64, to_f64, "ucomisd");
 
 /// One step of a walk: from node `i` (a byte offset into the record array) to its child for
 /// the row whose features start at `x[off]`.
+///
+/// The fast steps read the record at offset `i` and the row's feature without bounds checks,
+/// so `next` and `walk` are `unsafe`: their callers pass only node offsets that compile built
+/// (roots through [`Step::id`], and what earlier steps returned) and rows that hold the
+/// features.
 pub(crate) trait Step: Sync {
     /// Bytes of one record: node `k` (a record index) is at byte offset `k * SIZE`.
     const SIZE: usize;
-    fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32;
+    /// The child of node offset `i` for the row at `x[off..]`.
+    ///
+    /// # Safety
+    /// `i` is a node offset of the records this step was built on (from the same
+    /// [`TreeEnsemble`]): [`Step::id`] of a root of the ensemble, or a value `next` / `walk`
+    /// returned for such an offset. `x[off..]` holds at least the ensemble's `n_features`
+    /// values.
+    unsafe fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32;
     /// The byte offset of record index `k` (a root).
     #[inline(always)]
     fn id(k: u32) -> u32 {
@@ -124,11 +136,19 @@ pub(crate) trait Step: Sync {
     }
     /// Walks every node of `lanes` `depth` steps; lane `l` reads the row at `x[l * w..]`
     /// (`x` holds `lanes.len()` rows of width `w`).
+    ///
+    /// # Safety
+    /// Every lane holds a node offset as [`Step::next`] requires, and `w` is at least the
+    /// ensemble's `n_features`.
     #[inline(always)]
-    fn walk<E: Elem>(&self, lanes: &mut [u32], x: &[E], w: usize, depth: u32) {
+    unsafe fn walk<E: Elem>(&self, lanes: &mut [u32], x: &[E], w: usize, depth: u32) {
+        assert!(x.len() >= lanes.len() * w);
         for _ in 0..depth {
             for (l, i) in lanes.iter_mut().enumerate() {
-                *i = self.next(*i, x, l * w);
+                // SAFETY: the lane holds a node offset (this function's contract, and `next`
+                // returns one again); row `l` lies inside `x` (asserted) and is `w >=
+                // n_features` values wide.
+                *i = unsafe { self.next(*i, x, l * w) };
             }
         }
     }
@@ -145,26 +165,27 @@ impl<T: Prec, const DL: bool> Step for Fast<'_, T, DL> {
     const SIZE: usize = std::mem::size_of::<Rec<T>>();
 
     #[inline(always)]
-    fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32 {
+    unsafe fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32 {
         debug_assert!(off <= x.len());
-        // SAFETY: `i` is a record's offset (callers walk from roots); callers pass `x` holding
-        // the row's n_features values from `off`: a row of at least n_features (predict_row)
-        // or a block of rows of width max(n_features, 1) with `off` a row start inside it.
-        // With n_features = 0 every tree is a single leaf of depth 0 and no step runs.
+        // SAFETY: `next`'s contract: `i` is a record's offset, and `x` holds the row's
+        // n_features values from `off` (a row of at least n_features, predict_row, or a block
+        // of rows of width max(n_features, 1) with `off` a row start inside it). With
+        // n_features = 0 every tree is a single leaf of depth 0 and no step runs.
         unsafe { self.at(i, x.as_ptr().add(off)) }
     }
 
     /// As the default, with the row address advanced by pointer and four lanes per iteration
     /// (few live values, so that LLVM keeps the record base and row pointer in registers).
     #[inline(always)]
-    fn walk<E: Elem>(&self, lanes: &mut [u32], x: &[E], w: usize, depth: u32) {
+    unsafe fn walk<E: Elem>(&self, lanes: &mut [u32], x: &[E], w: usize, depth: u32) {
         assert!(x.len() >= lanes.len() * w);
         for _ in 0..depth {
             let mut xr = x.as_ptr();
             let mut quads = lanes.chunks_exact_mut(4);
             for q in &mut quads {
-                // SAFETY: the four rows lie inside `x` (the assert above; w >= n_features);
-                // the pointer moves at most one row past the last. Lanes hold record offsets.
+                // SAFETY: the four rows lie inside `x` (the assert above; w >= n_features by
+                // `walk`'s contract); the pointer moves at most one row past the last. Lanes
+                // hold record offsets (`walk`'s contract; `at` returns one again).
                 unsafe {
                     q[0] = self.at(q[0], xr);
                     q[1] = self.at(q[1], xr.add(w));
@@ -226,13 +247,17 @@ struct General<'a, const F32: bool, const LT: bool> {
     ext: &'a [Ext],
     bits: &'a [u32],
     members_left: bool,
+    /// `categorical_rule = xgboost`: a negative `x` is no category.
+    negative_invalid: bool,
 }
 
 impl<const F32: bool, const LT: bool> Step for General<'_, F32, LT> {
     const SIZE: usize = std::mem::size_of::<Rec<f64>>();
 
+    /// Bounds-checked: the contract of [`Step::next`] is needed for the right answer, not for
+    /// memory safety.
     #[inline(always)]
-    fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32 {
+    unsafe fn next<E: Elem>(&self, i: u32, x: &[E], off: usize) -> u32 {
         let k = Self::index(i);
         let n = self.recs[k];
         let e = self.ext[k];
@@ -246,7 +271,14 @@ impl<const F32: bool, const LT: bool> Step for General<'_, F32, LT> {
             if v.is_nan() {
                 dl
             } else {
-                let c = round(v).trunc();
+                let r = round(v);
+                // `-1 < x < 0` truncates to -0.0 (>= 0: category 0) unless the rule says a
+                // negative input is no category; `-0.0 < 0.0` is false either way.
+                let c = if self.negative_invalid && r < 0.0 {
+                    -1.0
+                } else {
+                    r.trunc()
+                };
                 let words = self
                     .bits
                     .get(e.cat_lo as usize..e.cat_hi as usize)
@@ -307,6 +339,7 @@ macro_rules! with_step {
                         ext,
                         bits: cat_bits,
                         members_left: $ens.members_left,
+                        negative_invalid: $ens.negative_invalid,
                     };
                     $body
                 }
@@ -316,6 +349,7 @@ macro_rules! with_step {
                         ext,
                         bits: cat_bits,
                         members_left: $ens.members_left,
+                        negative_invalid: $ens.negative_invalid,
                     };
                     $body
                 }
@@ -325,6 +359,7 @@ macro_rules! with_step {
                         ext,
                         bits: cat_bits,
                         members_left: $ens.members_left,
+                        negative_invalid: $ens.negative_invalid,
                     };
                     $body
                 }
@@ -334,6 +369,7 @@ macro_rules! with_step {
                         ext,
                         bits: cat_bits,
                         members_left: $ens.members_left,
+                        negative_invalid: $ens.negative_invalid,
                     };
                     $body
                 }
@@ -378,8 +414,12 @@ fn finish(ens: &TreeEnsemble, out: &mut [f64]) {
 /// by position in the window; after each group, the leaves of the window's trees that are all
 /// known from the first on ([`RowGroup::ready`](super::RowGroup)) are added in tree order (the
 /// batch kernel's order), so that the chain of additions overlaps the next walks.
+///
+/// # Safety
+/// `s` steps through the records of `ens` (built from `ens.nodes` by [`with_step!`] or
+/// [`fast_step!`]), and `x` holds at least `ens.n_features` values.
 #[inline(always)]
-fn row_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], out: &mut [f64]) {
+unsafe fn row_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], out: &mut [f64]) {
     out.fill(0.0);
     let nt = ens.n_targets;
     // Leaf reached by each tree of the window (padding slots write at ROW_WINDOW).
@@ -393,7 +433,10 @@ fn row_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], out: &mut [f64
             let mut idx = g.roots.map(S::id);
             for _ in 0..g.depth {
                 for i in idx.iter_mut() {
-                    *i = s.next(*i, x, 0);
+                    // SAFETY: `idx` starts at roots of `ens` (compile's row groups hold roots)
+                    // and holds step results after; `s` is built on `ens`'s records and `x`
+                    // holds the row (this function's contract).
+                    *i = unsafe { s.next(*i, x, 0) };
                 }
             }
             for (&p, &i) in g.pos.iter().zip(&idx) {
@@ -434,14 +477,26 @@ const LI_LEN: usize = (ROW_WINDOW + 1).next_power_of_two();
 const _: () = assert!(ROW_WINDOW < 256);
 
 /// One row: the fast kernels take the step without the NaN test when the row has no NaN.
+///
+/// # Panics
+/// When `x` holds fewer than `ens.n_features` values.
 pub(super) fn predict_row<E: Elem>(ens: &TreeEnsemble, x: &[E], out: &mut [f64]) {
+    assert!(x.len() >= ens.n_features);
     let dl = ens.any_dl && x.iter().any(|v| v.is_nan());
+    // SAFETY (each `row_walk`): the step is built from `ens.nodes` by the macro, and `x` holds
+    // the row's features (asserted).
     match &ens.nodes {
-        Nodes::F32(recs) => fast_step!(ens, recs.as_slice(), dl, s, row_walk(ens, &s, x, out)),
-        Nodes::F64 { recs, .. } => {
-            fast_step!(ens, recs.as_slice(), dl, s, row_walk(ens, &s, x, out))
+        Nodes::F32(recs) => {
+            fast_step!(ens, recs.as_slice(), dl, s, unsafe {
+                row_walk(ens, &s, x, out)
+            })
         }
-        Nodes::General { .. } => with_step!(ens, s, row_walk(ens, &s, x, out)),
+        Nodes::F64 { recs, .. } => {
+            fast_step!(ens, recs.as_slice(), dl, s, unsafe {
+                row_walk(ens, &s, x, out)
+            })
+        }
+        Nodes::General { .. } => with_step!(ens, s, unsafe { row_walk(ens, &s, x, out) }),
     }
 }
 
@@ -449,8 +504,13 @@ pub(super) fn predict_row<E: Elem>(ens: &TreeEnsemble, x: &[E], out: &mut [f64])
 pub(super) fn predict_row_f32(ens: &TreeEnsemble, x: &[f32], out: &mut [f64]) {
     match &ens.nodes {
         Nodes::F64 { f32: recs, .. } => {
+            assert!(x.len() >= ens.n_features);
             let dl = ens.any_dl && x.iter().any(|v| v.is_nan());
-            fast_step!(ens, recs.as_slice(), dl, s, row_walk(ens, &s, x, out))
+            // SAFETY: the step is built on `ens`'s f32 records by the macro; `x` holds the
+            // row's features (asserted).
+            fast_step!(ens, recs.as_slice(), dl, s, unsafe {
+                row_walk(ens, &s, x, out)
+            })
         }
         _ => predict_row(ens, x, out),
     }
@@ -485,6 +545,14 @@ fn gather<T: Prec>(
                     row[j] = T::from_elem(v);
                 }
             }
+            // Never reached: the executor hands trees numeric columns only (string columns
+            // become codes in its lookup stage first).
+            ColumnData::Str(_) | ColumnData::Dict(_) => {
+                nan = true;
+                for row in rows {
+                    row[j] = T::from_elem(f64::NAN);
+                }
+            }
         }
     }
     if ens.n_features == 0 {
@@ -494,15 +562,27 @@ fn gather<T: Prec>(
 }
 
 /// The block kernel over `n` gathered rows `x` into `out` (`n × n_targets`).
+///
+/// # Safety
+/// `s` steps through the records of `ens` (built from `ens.nodes` by [`with_step!`] or
+/// [`fast_step!`]).
 #[inline(always)]
-fn block_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], n: usize, out: &mut [f64]) {
+unsafe fn block_walk<S: Step, E: Elem>(
+    ens: &TreeEnsemble,
+    s: &S,
+    x: &[E],
+    n: usize,
+    out: &mut [f64],
+) {
     let w = ens.width;
+    assert!(x.len() >= n * w);
     let nt = ens.n_targets;
     let out = &mut out[..n * nt];
     if n < 4 {
         // Too few rows to overlap: walk several trees at once instead.
         for (xr, o) in x.chunks_exact(w).zip(out.chunks_exact_mut(nt)).take(n) {
-            row_walk(ens, s, xr, o);
+            // SAFETY: `s` is built on `ens` (contract); `xr` is one row of `w >= n_features`.
+            unsafe { row_walk(ens, s, xr, o) };
         }
         return;
     }
@@ -515,7 +595,9 @@ fn block_walk<S: Step, E: Elem>(ens: &TreeEnsemble, s: &S, x: &[E], n: usize, ou
             let outb = &mut out[lb * nt..(lb + nl) * nt];
             for k in g.clone() {
                 lanes.fill(S::id(ens.roots[k]));
-                s.walk(lanes, &x[lb * w..], w, ens.depth[k]);
+                // SAFETY: the lanes hold the offset of a root of `ens`, `s` is built on its
+                // records (contract), and rows are `w = max(n_features, 1)` wide.
+                unsafe { s.walk(lanes, &x[lb * w..], w, ens.depth[k]) };
                 if ens.leaf_dim == 1 {
                     let t = ens.target[k] as usize;
                     for (o, &i) in outb.chunks_exact_mut(nt).zip(lanes.iter()) {
@@ -684,6 +766,11 @@ fn gather_fm(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut
                     *o = key(v);
                 }
             }
+            // Never reached (see `gather`).
+            ColumnData::Str(_) | ColumnData::Dict(_) => {
+                nan = true;
+                d.fill(key(f32::NAN));
+            }
         }
     }
     nan
@@ -786,18 +873,20 @@ pub(super) fn predict_batch(
         if let Some(recs) = recs32 {
             let nan = gather(ens, x, r0, n, &mut scratch.x32);
             // A block without NaN never takes the NaN test: run the step without it.
-            fast_step!(ens, recs, ens.any_dl && nan, s, {
+            // SAFETY: the step is built on `ens`'s f32 records by the macro.
+            fast_step!(ens, recs, ens.any_dl && nan, s, unsafe {
                 block_walk(ens, &s, &scratch.x32, n, o)
             });
         } else {
             let nan = gather(ens, x, r0, n, &mut scratch.x64);
+            // SAFETY (each `block_walk`): the step is built from `ens.nodes` by the macro.
             match &ens.nodes {
                 Nodes::F64 { recs, .. } => {
-                    fast_step!(ens, recs.as_slice(), ens.any_dl && nan, s, {
+                    fast_step!(ens, recs.as_slice(), ens.any_dl && nan, s, unsafe {
                         block_walk(ens, &s, &scratch.x64, n, o)
                     })
                 }
-                _ => with_step!(ens, s, block_walk(ens, &s, &scratch.x64, n, o)),
+                _ => with_step!(ens, s, unsafe { block_walk(ens, &s, &scratch.x64, n, o) }),
             }
         }
         r0 += n;

@@ -10,8 +10,9 @@
 //!    `comparison` (`lt`: left when `x < t`; `le`: left when `x <= t`).
 //!
 //! A categorical split (bit 2): NaN follows bit 1; otherwise `c` is `x` (rounded to
-//! `input_precision`) truncated toward zero; a negative `c`, a `c` beyond the node's bitset, or
-//! a non-member goes to the non-member side; a member goes to the side named by
+//! `input_precision`) truncated toward zero; a negative `c` (with `categorical_rule =
+//! xgboost`: a negative `x`, so `-1 < x < 0` too), a `c` beyond the node's bitset, or a
+//! non-member goes to the non-member side; a member goes to the side named by
 //! `categorical_members`.
 //!
 //! Output: `Y[n, t] = agg_t(Σ_k tree_weights[k] · leaf(k, n)[t]) + base_scores[t]`, the sum taken
@@ -79,21 +80,8 @@ pub const MAX_DEPTH: usize = 128;
 /// Largest `n_targets` accepted.
 pub const MAX_TARGETS: usize = 1 << 16;
 
-/// Node flag bits of the `flags` tensor (docs/OPS.md).
-pub mod flags {
-    /// The node is a leaf.
-    pub const LEAF: u8 = 1;
-    /// A missing value goes left.
-    pub const MISSING_LEFT: u8 = 1 << 1;
-    /// Categorical (set-membership) split.
-    pub const CATEGORICAL: u8 = 1 << 2;
-    /// `0.0` is a missing value (LightGBM `MissingType::Zero`).
-    pub const ZERO_IS_MISSING: u8 = 1 << 3;
-    /// NaN is replaced by `0.0` and compared (LightGBM `MissingType::None`).
-    pub const NAN_IS_ZERO: u8 = 1 << 4;
-    /// Every defined bit.
-    pub const ALL: u8 = LEAF | MISSING_LEFT | CATEGORICAL | ZERO_IS_MISSING | NAN_IS_ZERO;
-}
+/// Node flag bits of the `flags` tensor (docs/OPS.md); defined once, in `mle-format`.
+pub use mle_format::tree::flags;
 
 /// Rows walked together through one tree by the batch kernel.
 pub(crate) const LANES: usize = 64;
@@ -197,6 +185,8 @@ pub struct TreeEnsemble {
     pub(crate) f32_precision: bool,
     pub(crate) lt: bool,
     pub(crate) members_left: bool,
+    /// `categorical_rule = xgboost`: a negative input is not a category (else `trunc(x) < 0`).
+    pub(crate) negative_invalid: bool,
     /// Leaf values times the tree weight, `leaf_dim` per laid-out node.
     pub(crate) leaf: Vec<f64>,
     pub(crate) roots: Vec<u32>,

@@ -1,32 +1,17 @@
-//! The f32 records of f64-precision models and the NaN-free step against the f64 path (the
-//! reference kernel of docs/OPS.md semantics for f64 precision), bit for bit, on random trees
-//! whose thresholds sit exactly at, and one f32 step around, the inputs.
+//! The f32 records of f64-precision models and the NaN-free step against the f64 path, and
+//! every kernel against the reference interpreter of docs/OPS.md (`mle_testkit::reference`),
+//! bit for bit, on random trees whose thresholds sit exactly at, and one f32 step around, the
+//! inputs.
 
-use mle_format::{
-    Attr, DType, InputSchema, Metadata, MleFile, ModelBuilder, Node, OutputSchema, ReadOptions,
-    Task, WriteOptions,
-};
+use mle_format::tree::flags::{MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
+use mle_format::tree::{Comparison, Precision, TreeEnsembleSpec};
+use mle_testkit::reference::Trees;
+use mle_testkit::Rng;
 
-use super::flags::{LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
-use super::kernel::ZERO_BAND;
 use super::TreeEnsemble;
 use crate::batch::{Batch, ColumnData};
 
 const NF: usize = 5;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Values the inputs and thresholds are drawn from: a few f32 values, their f32 neighbours,
 /// and f64 values between two f32 (not representable in f32).
@@ -54,166 +39,64 @@ fn pool() -> Vec<f64> {
 }
 
 fn ensemble(seed: u64, lt: bool) -> TreeEnsemble {
-    ensemble_soa(seed, lt, 12, 7, &[0, MISSING_LEFT, NAN_IS_ZERO]).1
-}
-
-/// The arrays of a random ensemble, as docs/OPS.md defines them.
-struct Soa {
-    feature: Vec<i32>,
-    threshold: Vec<f64>,
-    left: Vec<u32>,
-    right: Vec<u32>,
-    flags: Vec<u8>,
-    leaf: Vec<f64>,
-    roots: Vec<u32>,
-    lt: bool,
+    ensemble_spec(seed, lt, 12, 7, &[0, MISSING_LEFT, NAN_IS_ZERO]).2
 }
 
 /// Up to `max_trees` random trees of random depths up to `max_depth`, split flags drawn from
-/// `split_flags`; the arrays and the compiled ensemble.
-fn ensemble_soa(
+/// `split_flags`; the spec, its reference interpreter (docs/OPS.md, read from the written
+/// file) and the compiled ensemble.
+fn ensemble_spec(
     seed: u64,
     lt: bool,
-    max_trees: u64,
-    max_depth: u64,
+    max_trees: usize,
+    max_depth: usize,
     split_flags: &[u8],
-) -> (Soa, TreeEnsemble) {
+) -> (TreeEnsembleSpec, Trees, TreeEnsemble) {
     let mut rng = Rng(seed * 7919 + 1);
     let pool = pool();
-    let (mut feature, mut threshold, mut left, mut right, mut flags, mut leaf, mut roots) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let cmp = if lt { Comparison::Lt } else { Comparison::Le };
+    let mut s = TreeEnsembleSpec::new(1, 1, cmp, Precision::F64);
     for _ in 0..1 + rng.below(max_trees) {
-        roots.push(feature.len() as u32);
+        s.roots.push(s.n_nodes() as u32);
         // Breadth-first random tree: node i's children are appended when it splits.
-        let mut open = vec![(feature.len(), 0u32)];
-        feature.push(0);
-        threshold.push(0.0);
-        left.push(0);
-        right.push(0);
-        flags.push(LEAF);
-        leaf.push(0.0);
+        let mut open = vec![(s.n_nodes(), 0u32)];
+        s.leaf(&[0.0]);
         while let Some((i, d)) = open.pop() {
             if d > rng.below(max_depth) as u32 {
                 // Not dyadic, so that a different order of the sum shows in the bits.
-                leaf[i] = rng.below(100_000) as f64 * 0.0137 - 600.0;
+                s.leaf_values[i] = rng.below(100_000) as f64 * 0.0137 - 600.0;
                 continue;
             }
-            feature[i] = rng.below(NF as u64) as i32;
-            threshold[i] = pool[rng.below(pool.len() as u64) as usize];
-            flags[i] = split_flags[rng.below(split_flags.len() as u64) as usize];
+            s.feature[i] = rng.below(NF) as i32;
+            s.threshold[i] = pool[rng.below(pool.len())];
+            s.flags[i] = split_flags[rng.below(split_flags.len())];
             for side in 0..2 {
-                let c = feature.len();
-                feature.push(0);
-                threshold.push(0.0);
-                left.push(0);
-                right.push(0);
-                flags.push(LEAF);
-                leaf.push(0.0);
+                let c = s.leaf(&[0.0]);
                 if side == 0 {
-                    left[i] = c as u32;
+                    s.left[i] = c;
                 } else {
-                    right[i] = c as u32;
+                    s.right[i] = c;
                 }
-                open.push((c, d + 1));
+                open.push((c as usize, d + 1));
             }
         }
     }
-    let meta = Metadata {
-        framework: "test".into(),
-        framework_version: String::new(),
-        model_type: "TreeEnsemble".into(),
-        task: Task::Regression,
-        input: InputSchema {
-            feature_names: (0..NF).map(|i| format!("f{i}")).collect(),
-            dtype: DType::F64,
-            shape: vec![-1, NF as i64],
-        },
-        output: OutputSchema {
-            names: vec!["y".into()],
-            dtypes: vec![DType::F64],
-            class_labels: None,
-        },
-        export_time: String::new(),
-        exporter_version: String::new(),
-        user: Default::default(),
-    };
-    let mut b = ModelBuilder::new(meta);
-    let n = feature.len() as u64;
-    b.add_tensor("roots", &[roots.len() as u64], &roots)
-        .unwrap();
-    b.add_tensor("feature", &[n], &feature).unwrap();
-    b.add_tensor("threshold", &[n], &threshold).unwrap();
-    b.add_tensor("left", &[n], &left).unwrap();
-    b.add_tensor("right", &[n], &right).unwrap();
-    b.add_tensor("flags", &[n], &flags).unwrap();
-    b.add_tensor("leaf_values", &[n], &leaf).unwrap();
-    let t = |x: &str| Attr::Tensor(x.into());
-    b.push_node(
-        Node::new("trees", "TreeEnsemble", &["X"], &["y"])
-            .with("n_targets", Attr::Int(1))
-            .with("tree_roots", t("roots"))
-            .with("feature", t("feature"))
-            .with("threshold", t("threshold"))
-            .with("left", t("left"))
-            .with("right", t("right"))
-            .with("flags", t("flags"))
-            .with("leaf_values", t("leaf_values"))
-            .with("comparison", Attr::Str(if lt { "lt" } else { "le" }.into()))
-            .with("input_precision", Attr::Str("f64".into())),
-    );
-    let bytes = b.to_bytes(&WriteOptions::default()).unwrap();
-    let file = MleFile::from_bytes(&bytes, "t.mle", &ReadOptions::default()).unwrap();
+    let file = mle_testkit::tree::file(&s, NF);
     let node = file.graph().nodes[0].clone();
     let ens = TreeEnsemble::compile(&node, &file, NF).unwrap();
-    let soa = Soa {
-        feature,
-        threshold,
-        left,
-        right,
-        flags,
-        leaf,
-        roots,
-        lt,
-    };
-    (soa, ens)
-}
-
-/// docs/OPS.md § TreeEnsemble for f64 precision, one row, one tree at a time, summed in tree
-/// order from 0.0.
-fn reference(s: &Soa, x: &[f64]) -> f64 {
-    let mut sum = 0.0;
-    for &r in &s.roots {
-        let mut i = r as usize;
-        while s.flags[i] & LEAF == 0 {
-            let fl = s.flags[i];
-            let mut v = x[s.feature[i] as usize];
-            if fl & NAN_IS_ZERO != 0 && v.is_nan() {
-                v = 0.0;
-            }
-            let t = s.threshold[i];
-            let go_left = if v.is_nan() || (fl & ZERO_IS_MISSING != 0 && v.abs() <= ZERO_BAND) {
-                fl & MISSING_LEFT != 0
-            } else if s.lt {
-                v < t
-            } else {
-                v <= t
-            };
-            i = if go_left { s.left[i] } else { s.right[i] } as usize;
-        }
-        sum += s.leaf[i];
-    }
-    sum
+    let reference = Trees::from_node(&file, &node);
+    (s, reference, ens)
 }
 
 /// `rows` random rows of NF values drawn from `pool` (one in `nan_rate` NaN; none when 0), as
 /// f32 and the same values widened to f64.
-fn inputs(rng: &mut Rng, pool: &[f64], rows: usize, nan_rate: u64) -> (Vec<f32>, Vec<f64>) {
+fn inputs(rng: &mut Rng, pool: &[f64], rows: usize, nan_rate: usize) -> (Vec<f32>, Vec<f64>) {
     let x32: Vec<f32> = (0..rows * NF)
         .map(|_| {
             if nan_rate > 0 && rng.below(nan_rate) == 0 {
                 f32::NAN
             } else {
-                pool[rng.below(pool.len() as u64) as usize] as f32
+                pool[rng.below(pool.len())] as f32
             }
         })
         .collect();
@@ -278,7 +161,8 @@ fn many_trees_of_varied_depth_equal_the_reference() {
             1 => &[0],
             _ => &[0, MISSING_LEFT, NAN_IS_ZERO],
         };
-        let (soa, ens) = ensemble_soa(seed + 1000, seed % 2 == 0, 300, 11, split_flags);
+        let (spec, reference, ens) =
+            ensemble_spec(seed + 1000, seed % 2 == 0, 300, 11, split_flags);
         assert_eq!(
             ens.kernel_name(),
             if general { "general" } else { "fast-f64" }
@@ -294,7 +178,7 @@ fn many_trees_of_varied_depth_equal_the_reference() {
         ens.predict_batch(&b32, 0..rows, &mut o32, &mut s);
         ens.predict_batch(&b64, 0..rows, &mut o64, &mut s);
         for r in 0..rows {
-            let want = reference(&soa, &x64[r * NF..(r + 1) * NF]);
+            let want = reference.row(&x64[r * NF..(r + 1) * NF])[0];
             let (mut a, mut b) = ([f64::NAN], [f64::NAN]);
             ens.predict_row_f32(&x32[r * NF..(r + 1) * NF], &mut a);
             ens.predict_row_f64(&x64[r * NF..(r + 1) * NF], &mut b);
@@ -308,7 +192,7 @@ fn many_trees_of_varied_depth_equal_the_reference() {
                     got.to_bits(),
                     want.to_bits(),
                     "seed {seed} ({} trees) row {r}: {what} {got} vs reference {want}",
-                    soa.roots.len()
+                    spec.n_trees()
                 );
             }
         }
@@ -336,7 +220,7 @@ fn keys_order_as_the_float_comparison() {
     ];
     let mut rng = Rng(5);
     for _ in 0..300 {
-        let v = f32::from_bits(rng.next() as u32);
+        let v = f32::from_bits(rng.next_u64() as u32);
         if !v.is_nan() {
             vals.push(v);
         }

@@ -1,5 +1,6 @@
-//! Shared helpers of the executor's tests: building models with `ModelBuilder`, random data,
-//! and running a model every way (columns f64/f32, strided row-major, single rows, threads).
+//! Shared helpers of the executor's tests: building models with `ModelBuilder`, random data
+//! (from `mle_testkit::Rng`), and running a model every way (columns f64/f32, strided
+//! row-major, single rows, threads).
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -7,52 +8,18 @@ use std::sync::Arc;
 use mle_exec::{Batch, ColumnData, ExecError, Model, OutputData, Outputs, RunOptions, Session};
 use mle_format::*;
 
-/// xorshift64* — deterministic test data without extra dependencies.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in [lo, hi).
-    pub fn f64(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-    pub fn usize(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-    pub fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
-        (0..n).map(|_| self.f64(lo, hi)).collect()
-    }
-    /// f32-representable values.
-    pub fn vec32(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
-        (0..n).map(|_| self.f64(lo, hi) as f32).collect()
-    }
-}
+pub use mle_testkit::Rng;
 
 pub fn meta(n_features: usize, input_dtype: DType, outs: &[ValueInfo]) -> Metadata {
-    Metadata {
-        framework: "test".into(),
-        framework_version: String::new(),
-        model_type: "test".into(),
-        task: Task::Regression,
-        input: InputSchema {
-            feature_names: (0..n_features).map(|i| format!("f{i}")).collect(),
-            dtype: input_dtype,
-            shape: vec![-1, n_features as i64],
-        },
-        output: OutputSchema {
-            names: outs.iter().map(|o| o.name.clone()).collect(),
-            dtypes: outs.iter().map(|o| o.dtype).collect(),
-            class_labels: None,
-        },
-        export_time: String::new(),
-        exporter_version: String::new(),
-        user: Default::default(),
-    }
+    let outputs: Vec<(&str, DType)> = outs.iter().map(|o| (o.name.as_str(), o.dtype)).collect();
+    Metadata::new(
+        "test",
+        "test",
+        Task::Regression,
+        (0..n_features).map(|i| format!("f{i}")).collect(),
+        input_dtype,
+        &outputs,
+    )
 }
 
 pub fn vi(name: &str, dtype: DType, shape: &[i64]) -> ValueInfo {

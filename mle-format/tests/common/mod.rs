@@ -11,25 +11,20 @@ pub fn sample_metadata() -> Metadata {
     let mut user = BTreeMap::new();
     user.insert("author".to_string(), serde_json::json!("tests"));
     user.insert("version".to_string(), serde_json::json!(3));
-    Metadata {
-        framework: "sklearn".into(),
-        framework_version: "1.9.1".into(),
-        model_type: "LogisticRegression".into(),
-        task: Task::Binary,
-        input: InputSchema {
-            feature_names: vec!["a".into(), "b".into(), "c".into()],
-            dtype: DType::F64,
-            shape: vec![-1, 3],
-        },
-        output: OutputSchema {
-            names: vec!["label".into(), "probabilities".into()],
-            dtypes: vec![DType::I64, DType::F64],
-            class_labels: Some(ClassLabels::Str(vec!["no".into(), "yes".into()])),
-        },
-        export_time: "2026-01-01T00:00:00Z".into(),
-        exporter_version: "0.1.0".into(),
-        user,
-    }
+    let mut m = Metadata::new(
+        "sklearn",
+        "LogisticRegression",
+        Task::Binary,
+        vec!["a".into(), "b".into(), "c".into()],
+        DType::F64,
+        &[("label", DType::I64), ("probabilities", DType::F64)],
+    )
+    .with_class_labels(ClassLabels::Str(vec!["no".into(), "yes".into()]));
+    m.framework_version = "1.9.1".into();
+    m.export_time = "2026-01-01T00:00:00Z".into();
+    m.exporter_version = "0.1.0".into();
+    m.user = user;
+    m
 }
 
 /// A small model with a tensor of every dtype, a float weight (quantizable), and nodes that

@@ -17,6 +17,10 @@ class Export:
     ``"xgboost"`` / ``"lightgbm"`` (``payload`` given to the native importer, then
     ``metadata`` patched over the importer's metadata).
     ``reference(x)`` returns the framework's own outputs by graph output name.
+    ``features`` (typed models) are the input features for the native builder, and for the
+    importer kinds ``prefix`` is ``(nodes_json, output)``: the ``Lookup`` chain the imported
+    trees read from. ``sample(rows)`` makes the validation sample when the user gives none
+    (one that respects the input schema), ``None`` for the standard-normal matrix.
     """
 
     kind: str
@@ -28,3 +32,6 @@ class Export:
     graph: Graph | None = None
     payload: bytes | None = None
     extra: dict = field(default_factory=dict)
+    features: list | None = None
+    prefix: tuple[str, str] | None = None
+    sample: Callable[[int], Any] | None = None

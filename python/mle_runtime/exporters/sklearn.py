@@ -14,9 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._graph import Graph, make_metadata
-from ..errors import UnsupportedModelError
+from .._graph import Graph, make_metadata, vocabulary
+from .._native import contract
+from ..errors import MLEError, UnsupportedModelError
 from . import Export
+from ._sample import SampleSpec, schema_sample
+from .sklearn_pipeline import PIPELINE_STEPS, PipelineBuilder, _Raw, used_columns
+from .sklearn_wrappers import WRAPPERS
+from .sklearn_wrappers import emit as _emit_wrapper
+from .sklearn_wrappers import members as _wrapper_members
+
+# TreeEnsemble node flag bits (docs/OPS.md), from mle_format through the extension.
+_FLAGS = contract.TREE_FLAGS
 
 # Binary GradientBoostingClassifier predicts class 1 when raw >= 0; ``x > -min_subnormal``
 # is exactly ``x >= 0`` for doubles.
@@ -51,6 +60,8 @@ SUPPORTED = [
     "SimpleImputer",
     "Normalizer",
     "Pipeline",
+    *PIPELINE_STEPS,
+    *WRAPPERS,
 ]
 
 _LINEAR_REGRESSORS = {"LinearRegression", "Ridge", "Lasso", "ElasticNet", "SGDRegressor",
@@ -182,18 +193,22 @@ class _Trees:
         self.feature, self.threshold, self.left, self.right = [], [], [], []
         self.flags, self.leaves, self.cat_sets = [], [], []
         self.roots, self.targets, self.weights = [], [], []
+        # Per tree, each node's cover (``node_cover``: what explanations weigh paths by), or
+        # None: the ensemble gets covers only when every tree has them.
+        self.covers = []
         self.n_nodes = 0
         self.any_cat = False
 
     def add(self, *, feature, threshold, left, right, is_leaf, missing_left, leaf_values,
-            target=0, weight=1.0, is_cat=None, cat_sets=None):
+            target=0, weight=1.0, is_cat=None, cat_sets=None, cover=None):
         n = len(feature)
         off = self.n_nodes
         is_leaf = np.asarray(is_leaf, dtype=bool)
-        flags = is_leaf.astype(np.uint8) | (np.asarray(missing_left, dtype=np.uint8) << 1)
+        flags = np.where(is_leaf, _FLAGS["LEAF"], 0) | np.where(
+            np.asarray(missing_left) != 0, _FLAGS["MISSING_LEFT"], 0)
         if is_cat is not None:
             is_cat = np.asarray(is_cat, dtype=bool) & ~is_leaf
-            flags |= is_cat.astype(np.uint8) << 2
+            flags |= np.where(is_cat, _FLAGS["CATEGORICAL"], 0)
             if is_cat.any():
                 self.any_cat = True
         left = np.where(is_leaf, 0, np.asarray(left, dtype=np.int64) + off)
@@ -208,32 +223,27 @@ class _Trees:
         self.roots.append(off)
         self.targets.append(target)
         self.weights.append(weight)
+        self.covers.append(None if cover is None else np.asarray(cover, dtype=np.float64))
         self.n_nodes += n
 
     def emit(self, g: Graph, v: str, *, n_targets: int, comparison: str, precision: str,
              aggregate: str, base_scores, categorical_members: str = "left") -> str:
         v = g.cast(v, "f64") if precision == "f64" else v
-        attrs = dict(
-            n_targets=n_targets,
-            tree_roots=g.tensor("tree_roots", np.asarray(self.roots, dtype=np.uint32)),
-            feature=g.tensor("feature", np.concatenate(self.feature)),
-            threshold=g.tensor("threshold", np.concatenate(self.threshold)),
-            left=g.tensor("left", np.concatenate(self.left)),
-            right=g.tensor("right", np.concatenate(self.right)),
-            flags=g.tensor("flags", np.concatenate(self.flags)),
-            leaf_dim=self.leaf_dim,
-            leaf_values=g.tensor("leaf_values", np.concatenate(self.leaves).ravel()),
-            comparison=comparison,
-            input_precision=precision,
-            aggregate=aggregate,
-            base_scores=[float(b) for b in np.ravel(base_scores)],
+        if g.dtype(v) not in ("f32", "f64"):
+            v = g.cast(v, "f64")
+        arrays = dict(
+            tree_roots=np.asarray(self.roots, dtype=np.uint32),
+            feature=np.concatenate(self.feature),
+            threshold=np.concatenate(self.threshold),
+            left=np.concatenate(self.left),
+            right=np.concatenate(self.right),
+            flags=np.concatenate(self.flags),
+            leaf_values=np.concatenate(self.leaves).ravel(),
         )
         if n_targets > 1 and self.leaf_dim == 1:
-            attrs["tree_targets"] = g.tensor("tree_targets",
-                                             np.asarray(self.targets, dtype=np.uint32))
+            arrays["tree_targets"] = np.asarray(self.targets, dtype=np.uint32)
         if any(w != 1.0 for w in self.weights):
-            attrs["tree_weights"] = g.tensor("tree_weights",
-                                             np.asarray(self.weights, dtype=np.float64))
+            arrays["tree_weights"] = np.asarray(self.weights, dtype=np.float64)
         if self.any_cat:
             offsets = [0]
             words = []
@@ -241,12 +251,17 @@ class _Trees:
                 if s is not None:
                     words.extend(int(x) for x in s)
                 offsets.append(len(words))
-            attrs["cat_offsets"] = g.tensor("cat_offsets", np.asarray(offsets, dtype=np.uint32))
-            attrs["cat_bits"] = g.tensor("cat_bits", np.asarray(words, dtype=np.uint32))
-            attrs["categorical_members"] = categorical_members
-        if g.dtype(v) not in ("f32", "f64"):
-            v = g.cast(v, "f64")
-        return g.node("TreeEnsemble", v, "f64", n_targets, **attrs)
+            arrays["cat_offsets"] = np.asarray(offsets, dtype=np.uint32)
+            arrays["cat_bits"] = np.asarray(words, dtype=np.uint32)
+        if self.covers and all(c is not None for c in self.covers):
+            arrays["node_cover"] = np.concatenate(self.covers)
+        # The node and its attributes are written by mle_format's TreeEnsembleSpec, which
+        # also checks the arrays (lengths, forward children, flag bits).
+        return g.tree_ensemble(v, n_targets, n_targets=n_targets, leaf_dim=self.leaf_dim,
+                               comparison=comparison, input_precision=precision,
+                               aggregate=aggregate,
+                               base_scores=[float(b) for b in np.ravel(base_scores)],
+                               categorical_members=categorical_members, **arrays)
 
 
 def _add_sklearn_tree(trees: _Trees, tree, leaf_values, target=0, weight=1.0):
@@ -260,7 +275,7 @@ def _add_sklearn_tree(trees: _Trees, tree, leaf_values, target=0, weight=1.0):
         missing = np.zeros(t.node_count, dtype=np.uint8)
     trees.add(feature=t.feature, threshold=t.threshold, left=left, right=t.children_right,
               is_leaf=is_leaf, missing_left=missing, leaf_values=leaf_values,
-              target=target, weight=weight)
+              target=target, weight=weight, cover=t.weighted_n_node_samples)
 
 
 def _class_fractions(tree):
@@ -329,9 +344,67 @@ def _emit_gradient_boosting(est, g: Graph, v: str) -> dict:
     }
 
 
+def _hgb_categories(est, g: Graph, v: str) -> tuple[str, np.ndarray | None]:
+    """The categorical features of a HistGradientBoosting model as typed features.
+
+    scikit-learn (>= 1.4) encodes every categorical feature with an ``OrdinalEncoder``
+    (``est._preprocessor``: a value → its position among the categories seen in fit, an
+    unknown or missing one → NaN) and reorders the columns, categorical ones first; the trees
+    index the reordered columns. Each categorical feature becomes a category over the
+    encoder's categories (strings, or integers) with a ``Lookup`` (unknown → missing, exact
+    matches only, as the encoder); returns the value the trees read and, when the columns
+    were reordered, each tree feature's input column."""
+    pre = getattr(est, "_preprocessor", None)
+    if pre is None or est.is_categorical_ is None or not np.any(est.is_categorical_):
+        return v, None
+    is_cat = np.asarray(est.is_categorical_, dtype=bool)
+    cat_idx = np.flatnonzero(is_cat)
+    encoder = pre.named_transformers_["encoder"]
+    if v != "X":
+        return _hgb_recode(est, g, v, cat_idx, encoder, is_cat), None
+    for i, cats in zip(cat_idx, encoder.categories_, strict=True):
+        cats = list(cats)
+        if cats and isinstance(cats[-1], float) and np.isnan(cats[-1]):
+            cats = cats[:-1]  # the encoder lists NaN last when fit saw missing values
+        try:
+            g.declare(int(i), "category", vocabulary(cats), unknown="missing")
+        except MLEError as e:
+            raise _unsupported(est, f"categorical feature {g.features[i].name!r}: {e}") \
+                from None
+    order = np.concatenate([cat_idx, np.flatnonzero(~is_cat)]).astype(np.int32)
+    return g.lookups(v), order
+
+
+def _hgb_recode(est, g: Graph, v: str, cat_idx, encoder, is_cat) -> str:
+    """HistGradientBoosting's own encoder over columns a transformer made (an
+    ``OrdinalEncoder``'s codes, say): each value equal to one of the encoder's (integer)
+    categories → its position, anything else → NaN, as a ``CategoryMap``; then the columns
+    in scikit-learn's order, categorical ones first (the trees index that order)."""
+    parts = []
+    for i, cats in zip(cat_idx, encoder.categories_, strict=True):
+        cats = np.asarray([c for c in cats if not (isinstance(c, float) and np.isnan(c))],
+                          dtype=np.float64)
+        if cats.size and (np.any(cats < 0) or np.any(cats != np.round(cats))
+                          or cats.max() >= 2 ** 20):
+            raise _unsupported(est, f"categorical feature {int(i)} after a transformer has "
+                                    f"categories {cats[:5].tolist()}: only codes 0..2^20")
+        m = int(cats.max()) + 1 if cats.size else 0
+        table = np.full((m, 1), np.nan)
+        for pos, c in enumerate(cats):
+            table[int(c), 0] = pos
+        nan = g.tensor("cmiss", np.full(1, np.nan))
+        parts.append(g.node("CategoryMap", v, "f64", 1, feature=int(i),
+                            table=g.tensor("table", table), missing=nan, unknown=nan))
+    rest = [int(j) for j in np.flatnonzero(~is_cat)]
+    if rest:
+        parts.append(g.node("Gather", v, "f64", len(rest), columns=rest))
+    return g.node("Concat", parts, "f64", len(is_cat), axis=1) if len(parts) > 1 else parts[0]
+
+
 def _emit_hist_gradient_boosting(est, g: Graph, v: str) -> dict:
     name = _known_name(est)
     k = int(est.n_trees_per_iteration_)
+    v, order = _hgb_categories(est, g, v)
     known, f_idx_map = None, None
     if est.is_categorical_ is not None and np.any(est.is_categorical_):
         known, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
@@ -351,10 +424,11 @@ def _emit_hist_gradient_boosting(est, g: Graph, v: str) -> dict:
                         f = int(nodes["feature_idx"][i])
                         bits |= ~np.asarray(known[f_idx_map[f]], dtype=np.uint32)
                     cat_sets[i] = bits
-            trees.add(feature=nodes["feature_idx"], threshold=nodes["num_threshold"],
+            feature = nodes["feature_idx"] if order is None else order[nodes["feature_idx"]]
+            trees.add(feature=feature, threshold=nodes["num_threshold"],
                       left=nodes["left"], right=nodes["right"], is_leaf=nodes["is_leaf"],
                       missing_left=nodes["missing_go_to_left"], leaf_values=nodes["value"],
-                      target=j, is_cat=is_cat, cat_sets=cat_sets)
+                      target=j, is_cat=is_cat, cat_sets=cat_sets, cover=nodes["count"])
     base = np.asarray(est._baseline_prediction, dtype=np.float64).ravel()
     raw = trees.emit(g, v, n_targets=k, comparison="le", precision="f64", aggregate="sum",
                      base_scores=base, categorical_members="left")
@@ -443,7 +517,79 @@ def _emit(est, g: Graph, v: str, quantized: bool):
         return "final", _emit_hist_gradient_boosting(est, g, v)
     if name in ("MLPClassifier", "MLPRegressor"):
         return "final", _emit_mlp(est, g, v, quantized)
+    if name in WRAPPERS:
+        ms = _wrapper_members(est)
+        if v == "X" and (len(ms) > 1 or getattr(est, "passthrough", False)) and any(
+                _categorical_hgb(s) for m in ms for s in _flat_steps(m)):
+            raise _unsupported(est, "a member with categorical HistGradientBoosting "
+                                    "features is supported only as the only member")
+        return "final", _emit_wrapper(
+            est, g, member=lambda m: _emit_steps(m, g, v, quantized), raw=lambda: v,
+            head=lambda m, x: _emit_steps(m, g, x, quantized))
     raise _unsupported(est)
+
+
+def _categorical_hgb(est) -> bool:
+    return _known_name(est).startswith("HistGradientBoosting") and \
+        getattr(est, "is_categorical_", None) is not None and bool(np.any(est.is_categorical_))
+
+
+def _flat_steps(model) -> list:
+    """The steps of ``model`` with the members of every wrapper (and a stacking final
+    estimator) expanded: what decides whether the graph is a pipeline."""
+    out = []
+    for s in _steps(model):
+        if _known_name(s) in WRAPPERS:
+            for m in _wrapper_members(s):
+                out.extend(_flat_steps(m))
+            final = getattr(s, "final_estimator_", None)
+            if final is not None:
+                out.extend(_flat_steps(final))
+        out.append(s)
+    return out
+
+
+def _emit_steps(est, g: Graph, v: str, quantized: bool) -> dict:
+    """The outputs of ``est`` (an estimator or a Pipeline of plain steps) over value ``v``."""
+    steps = _steps(est)
+    outs = None
+    for i, step in enumerate(steps):
+        kind, res = _emit(step, g, v, quantized)
+        if kind == "transform":
+            v = res
+            continue
+        if i != len(steps) - 1:
+            raise _unsupported(step, "only the last step of a pipeline may be a predictor")
+        outs = res
+    return outs if outs is not None else {"prediction": v}
+
+
+def _emit_parts(est, g: Graph, b: PipelineBuilder, parts, quantized: bool) -> dict:
+    """The outputs of ``est`` (an estimator or a Pipeline with pipeline steps) over the
+    pipeline parts ``parts``."""
+    steps = _steps(est)
+    outs = None
+    for i, step in enumerate(steps):
+        if hasattr(step, "predict"):
+            if i != len(steps) - 1:
+                raise _unsupported(step, "only the last step of a pipeline may be a "
+                                         "predictor")
+            if _known_name(step) in WRAPPERS:
+                outs = _emit_wrapper_parts(step, g, b, parts, quantized)
+            else:
+                _, outs = _emit(step, g, b.materialize(parts, step), quantized)
+        else:
+            parts = b.transform(step, parts)
+    if outs is None:
+        outs = {"prediction": b.materialize(parts, steps[-1])}
+    return outs
+
+
+def _emit_wrapper_parts(est, g: Graph, b: PipelineBuilder, parts, quantized: bool) -> dict:
+    return _emit_wrapper(
+        est, g, member=lambda m: _emit_parts(m, g, b, parts, quantized),
+        raw=lambda: b.materialize(parts, est),
+        head=lambda m, x: _emit_steps(m, g, x, quantized))
 
 
 def _steps(model):
@@ -455,6 +601,20 @@ def _steps(model):
             out.extend(_steps(step))
         return out
     return [model]
+
+
+def _used_columns(model, n_features) -> list:
+    """:func:`used_columns`, through wrappers: a wrapper first reads the columns any of its
+    members reads (all of them under stacking passthrough)."""
+    first = [s for s in _steps(model)][:1]
+    if not first or _known_name(first[0]) not in WRAPPERS:
+        return used_columns(model, n_features)
+    if getattr(first[0], "passthrough", False):
+        return list(range(n_features))
+    used = set()
+    for m in _wrapper_members(first[0]):
+        used.update(_used_columns(m, n_features))
+    return sorted(used)
 
 
 def export(model, *, feature_names=None, quantization=None, user_metadata=None, **_) -> Export:
@@ -486,28 +646,34 @@ def export(model, *, feature_names=None, quantization=None, user_metadata=None, 
             f"feature_names has {len(feature_names)} names but the model takes "
             f"{n_features} features")
 
-    g = Graph(n_features=n_features, input_dtype="f64")
+    frame = getattr(model, "feature_names_in_", None) is not None
+    pipeline = any(_known_name(s) in PIPELINE_STEPS or (
+        _known_name(s) == "SimpleImputer" and s.add_indicator) for s in _flat_steps(model))
+    # A DataFrame-fitted pipeline reads its columns by name: the model takes the columns
+    # its ColumnTransformer does not drop.
+    used = _used_columns(model, n_features) if pipeline and frame \
+        else list(range(n_features))
+    all_names = feature_names
+    feature_names = [all_names[i] for i in used]
+    g = Graph(n_features=len(used), input_dtype="f64")
+    g.set_features(feature_names)
     v = "X"
-    outs = None
     quantized = quantization is not None
-    for i, step in enumerate(steps):
-        kind, res = _emit(step, g, v, quantized)
-        if kind == "transform":
-            v = res
-            continue
-        if i != len(steps) - 1:
-            raise _unsupported(step, "only the last step of a pipeline may be a predictor")
-        outs = res
-    if outs is None:
-        outs = {"prediction": v}
+    if pipeline:
+        b = PipelineBuilder(g, quantized)
+        pos = {c: k for k, c in enumerate(used)}
+        parts = [_Raw([pos.get(c, -1) for c in range(n_features)])]
+        outs = _emit_parts(model, g, b, parts, quantized)
+        b.finish()
+    else:
+        outs = _emit_steps(model, g, v, quantized)
     final = steps[-1]
     clf = is_classifier(model) or is_classifier(final)
     order = ["label", "probabilities", "scores"] if clf else ["prediction"]
     for name in order:
         if name in outs:
             g.output(outs[name], name)
-    kind = "transformer" if "prediction" in outs and _known_name(final) in _TRANSFORMERS \
-        else None
+    kind = "transformer" if "prediction" in outs and not hasattr(final, "predict") else None
     if clf:
         task = "binary" if len(final.classes_) == 2 else "multiclass"
     else:
@@ -527,7 +693,12 @@ def export(model, *, feature_names=None, quantization=None, user_metadata=None, 
     if kind:
         meta["user"]["mle.kind"] = kind
 
+    dropped = [all_names[i] for i in range(n_features) if i not in set(used)]
+
     def reference(x):
+        if dropped and hasattr(x, "columns"):
+            # Columns the pipeline drops are not model inputs; scikit-learn still wants them.
+            x = x.assign(**{c: np.nan for c in dropped if c not in x.columns})
         # scikit-learn keeps float32 inputs in float32 in some transformers; the runtime
         # widens them exactly and computes in f64, so the reference sees the same values
         # as f64 (trees round to f32 either way).
@@ -546,5 +717,18 @@ def export(model, *, feature_names=None, quantization=None, user_metadata=None, 
             ref["prediction"] = model.predict(x)
         return ref
 
+    sample = None
+    if g.typed or pipeline:
+        # The sample is what the model was fitted on: a DataFrame when it has column names
+        # (pandas category columns when the categories came from the dtype), else a matrix.
+        from_dtype = isinstance(getattr(final, "categorical_features", None), str) and \
+            final.categorical_features == "from_dtype"
+        specs = [SampleSpec(f, category_dtype=from_dtype, as_object=pipeline,
+                            positive=pipeline) for f in g.features]
+
+        def sample(rows):
+            return schema_sample(specs, rows, frame=frame)
+
     return Export(kind="graph", framework="sklearn", model_type=meta["model_type"],
-                  metadata=meta, n_features=n_features, reference=reference, graph=g)
+                  metadata=meta, n_features=len(used), reference=reference, graph=g,
+                  features=g.features_spec(), sample=sample)

@@ -1,16 +1,13 @@
 //! Helpers of the hardening tests: take a `.mle` file apart and put hand-edited sections back
 //! together with valid framing and checksums (so that a hostile change reaches the validation
-//! behind the CRCs), small models with known outputs, and a per-thread counting allocator.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+//! behind the CRCs), and small models with known outputs. The counting allocator the tests
+//! install is the test kit's (`mle_testkit::CountingAlloc`).
 
 use mle_format::header::{
     ALIGNMENT, HEADER_SIZE, REQUIRED_COMPRESSED, VERSION_MAJOR, VERSION_MINOR,
 };
-use mle_format::{
-    Attr, DType, Header, InputSchema, Metadata, ModelBuilder, Node, OutputSchema, Task, ValueInfo,
-};
+use mle_format::tree::{attr, Comparison, Precision, TreeEnsembleSpec};
+use mle_format::{Attr, DType, Header, Metadata, ModelBuilder, Node, Task, ValueInfo};
 
 /// The sections of a file as stored.
 #[derive(Debug, Clone)]
@@ -104,25 +101,14 @@ pub fn patch_header(bytes: &mut [u8], f: impl FnOnce(&mut Header)) {
 
 /// Metadata of a regressor over `n` f64 features with one `prediction` output.
 pub fn regression_meta(n: usize) -> Metadata {
-    Metadata {
-        framework: "hardening".into(),
-        framework_version: String::new(),
-        model_type: "test".into(),
-        task: Task::Regression,
-        input: InputSchema {
-            feature_names: (0..n).map(|i| format!("f{i}")).collect(),
-            dtype: DType::F64,
-            shape: vec![-1, n as i64],
-        },
-        output: OutputSchema {
-            names: vec!["prediction".into()],
-            dtypes: vec![DType::F64],
-            class_labels: None,
-        },
-        export_time: String::new(),
-        exporter_version: String::new(),
-        user: Default::default(),
-    }
+    Metadata::new(
+        "hardening",
+        "test",
+        Task::Regression,
+        (0..n).map(|i| format!("f{i}")).collect(),
+        DType::F64,
+        &[("prediction", DType::F64)],
+    )
 }
 
 /// A linear regressor `y = coef · x + intercept` over `coef.len()` features.
@@ -150,8 +136,11 @@ pub fn linear_model(coef: &[f64], intercept: f64) -> ModelBuilder {
     b
 }
 
-/// A `TreeEnsemble` given by its arrays (docs/OPS.md), as a builder over `n_features` inputs.
-/// `leaf_values` has one value per node (leaf_dim 1).
+/// A `TreeEnsemble` given by its arrays (docs/OPS.md), as a builder over `n_features` inputs:
+/// `lt` on f64 inputs, summed, no base scores. `leaf_values` has one value per node
+/// (leaf_dim 1). Written unchecked (hostile arrays reach the executor's validation), without
+/// the `base_scores` attribute (zeros by default), so the file stays small for any
+/// `n_targets`.
 #[allow(clippy::too_many_arguments)]
 pub fn tree_model(
     n_features: usize,
@@ -164,36 +153,22 @@ pub fn tree_model(
     flags: &[u8],
     leaf_values: &[f64],
 ) -> ModelBuilder {
+    let mut spec = TreeEnsembleSpec::new(1, 1, Comparison::Lt, Precision::F64);
+    spec.n_targets = usize::try_from(n_targets).expect("a non-negative n_targets");
+    spec.base_scores = Vec::new();
+    spec.roots = roots.to_vec();
+    spec.feature = feature.to_vec();
+    spec.threshold = threshold.to_vec();
+    spec.left = left.to_vec();
+    spec.right = right.to_vec();
+    spec.flags = flags.to_vec();
+    spec.leaf_values = leaf_values.to_vec();
     let mut b = ModelBuilder::new(regression_meta(n_features));
-    let n = |v: usize| [v as u64];
-    b.add_tensor("roots", &n(roots.len()), roots)
-        .expect("roots");
-    b.add_tensor("feature", &n(feature.len()), feature)
-        .expect("feature");
-    b.add_tensor("threshold", &n(threshold.len()), threshold)
-        .expect("threshold");
-    b.add_tensor("left", &n(left.len()), left).expect("left");
-    b.add_tensor("right", &n(right.len()), right)
-        .expect("right");
-    b.add_tensor("flags", &n(flags.len()), flags)
-        .expect("flags");
-    b.add_tensor("leaf_values", &n(leaf_values.len()), leaf_values)
-        .expect("leaf_values");
-    let t = |s: &str| Attr::Tensor(s.to_string());
-    b.push_node(
-        Node::new("trees", "TreeEnsemble", &["X"], &["prediction"])
-            .with("n_targets", Attr::Int(n_targets))
-            .with("leaf_dim", Attr::Int(1))
-            .with("tree_roots", t("roots"))
-            .with("feature", t("feature"))
-            .with("threshold", t("threshold"))
-            .with("left", t("left"))
-            .with("right", t("right"))
-            .with("flags", t("flags"))
-            .with("leaf_values", t("leaf_values"))
-            .with("comparison", Attr::Str("lt".into()))
-            .with("input_precision", Attr::Str("f64".into())),
-    );
+    let mut node = spec
+        .add_unchecked(&mut b, "trees", "X", "prediction")
+        .expect("tree tensors");
+    node.attrs.remove(attr::BASE_SCORES);
+    b.push_node(node);
     b.set_inputs(vec![ValueInfo {
         name: "X".into(),
         dtype: DType::F64,
@@ -210,60 +185,6 @@ pub fn tree_model(
         shape,
     }]);
     b
-}
-
-thread_local! {
-    static LIVE: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-fn add(n: usize) {
-    let _ = LIVE.try_with(|l| {
-        let v = l.get().saturating_add(n);
-        l.set(v);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
-    });
-}
-
-fn sub(n: usize) {
-    let _ = LIVE.try_with(|l| l.set(l.get().saturating_sub(n)));
-}
-
-/// A global allocator counting the live and peak heap bytes of each thread. Install it in a
-/// test binary with `#[global_allocator] static A: Counting = Counting;`.
-pub struct Counting;
-
-// SAFETY: forwards every call to the system allocator; the counters are const-initialized
-// thread-locals that never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        add(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        add(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        sub(layout.size());
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        add(new_size);
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        sub(layout.size());
-        p
-    }
-}
-
-/// Runs `f` and returns its result with the peak heap bytes it added on this thread (only
-/// meaningful when [`Counting`] is the global allocator).
-pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = LIVE.with(|l| l.get());
-    PEAK.with(|p| p.set(base));
-    let out = f();
-    let peak = PEAK.with(|p| p.get());
-    (out, peak.saturating_sub(base))
 }
 
 /// Two distinguishable models and a writer replacing one by the other (concurrency tests).

@@ -10,10 +10,11 @@ use mle_format::{
     Attr, DType, FormatError, MleFile, ModelBuilder, Node, ReadOptions, ValueInfo, WriteOptions,
 };
 use mle_hardening::*;
+use mle_testkit::{peak_during, CountingAlloc};
 use serde_json::json;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// The documented bound: what a load, compile and one-row prediction of a file may add to the
 /// heap. 32 × the file (the aligned copy, parsed JSON, dequantized weights, tree layouts) plus
