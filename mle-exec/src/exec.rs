@@ -500,10 +500,15 @@ fn run_step(plan: &Plan, mem: &Mem<'_>, step: &Step, kernel: &Kernel, n: usize) 
             }
             _ => {}
         },
-        Kernel::Scaler { offset, scale } => {
+        Kernel::Scaler {
+            offset,
+            scale,
+            divide,
+            bias,
+        } => {
             // SAFETY: the planner invariant (output disjoint from the input); dtypes checked.
             let (x, y) = unsafe { mem.io(plan, step) };
-            k::scaler(offset, scale, x, y, n)
+            k::scaler(offset, scale, *divide, bias.as_deref(), x, y, n)
         }
         Kernel::Imputer { values, missing } => {
             // SAFETY: as above.

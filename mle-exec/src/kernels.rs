@@ -349,11 +349,30 @@ pub(crate) fn channel_affine<T: Real>(
 }
 
 /// `y = (x − offset[f])·scale[f]`.
-pub(crate) fn scaler(offset: &[f64], scale: &[f64], x: &[f64], y: &mut [f64], n: usize) {
+pub(crate) fn scaler(
+    offset: &[f64],
+    scale: &[f64],
+    divide: bool,
+    bias: Option<&[f64]>,
+    x: &[f64],
+    y: &mut [f64],
+    n: usize,
+) {
     for (f, (&o, &s)) in offset.iter().zip(scale).enumerate() {
         let r = f * n..(f + 1) * n;
-        for (d, &v) in y[r.clone()].iter_mut().zip(&x[r]) {
-            *d = (v - o) * s;
+        let (ys, xs) = (&mut y[r.clone()], &x[r]);
+        // One loop per mode, so each is a plain vectorizable pass.
+        match (divide, bias.and_then(|b| b.get(f))) {
+            (false, None) => ys.iter_mut().zip(xs).for_each(|(d, &v)| *d = (v - o) * s),
+            (true, None) => ys.iter_mut().zip(xs).for_each(|(d, &v)| *d = (v - o) / s),
+            (false, Some(&b)) => ys
+                .iter_mut()
+                .zip(xs)
+                .for_each(|(d, &v)| *d = (v - o) * s + b),
+            (true, Some(&b)) => ys
+                .iter_mut()
+                .zip(xs)
+                .for_each(|(d, &v)| *d = (v - o) / s + b),
         }
     }
 }

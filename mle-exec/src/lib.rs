@@ -83,7 +83,8 @@
 //!   norm becomes one scale and shift per channel;
 //! - fuses a dense layer (`Gemm`, `MatMul`, `LinearModel`) with a following `Add`/`Sub` of a
 //!   per-output constant (into its bias) and a following activation (into its epilogue), and a
-//!   `Scaler` into a following `LinearModel` (`coef·scale`, `intercept − Σ coef·scale·offset`);
+//!   `Scaler` or `Affine` (without `bias`) into a following `LinearModel` (`coef·scale` or `coef/divisor`,
+//!   `intercept − Σ coef'·offset`);
 //! - inserts `Cast`s where an op computes in another dtype (dense ops in f32, classical ops in
 //!   f64) and where a graph output is declared f32/f64 but computed in the other;
 //! - drops steps no output depends on, and plans memory: buffers whose lifetimes do not overlap

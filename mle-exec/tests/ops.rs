@@ -708,6 +708,66 @@ fn linear_models_and_classifier_heads() {
 }
 
 #[test]
+fn affine_divides_and_adds_a_bias_rounded_as_written() {
+    let mut rng = Rng(43);
+    let f = 6;
+    let off = rng.vec(f, -1.0, 1.0);
+    let div = rng.vec(f, 0.1, 3.0);
+    let sc = rng.vec(f, 0.1, 3.0);
+    let bias = rng.vec(f, -1.0, 1.0);
+    let model = build(
+        f,
+        DType::F64,
+        vec![
+            // scikit-learn's StandardScaler: X -= mean_; X /= scale_.
+            Node::new("sd", "Affine", &["X"], &["std"])
+                .with("offset", tensor("off"))
+                .with("divisor", tensor("div")),
+            // MinMaxScaler: X *= scale_; X += min_.
+            Node::new("mm", "Affine", &["X"], &["minmax"])
+                .with("scale", tensor("sc"))
+                .with("bias", tensor("bias")),
+        ],
+        vec![
+            ("off", T::F64(vec![f as u64], off.clone())),
+            ("div", T::F64(vec![f as u64], div.clone())),
+            ("sc", T::F64(vec![f as u64], sc.clone())),
+            ("bias", T::F64(vec![f as u64], bias.clone())),
+        ],
+        vec![
+            vi("std", DType::F64, &[-1, f as i64]),
+            vi("minmax", DType::F64, &[-1, f as i64]),
+        ],
+    )
+    .unwrap();
+    let reference = |x: &[f64]| {
+        vec![
+            (0..f).map(|j| (x[j] - off[j]) / div[j]).collect(),
+            (0..f).map(|j| x[j] * sc[j] + bias[j]).collect(),
+        ]
+    };
+    // Bit for bit: a tree after the scaler compares these doubles.
+    run_all(model, f, &reference, 0.0, 1001);
+
+    let both = build(
+        f,
+        DType::F64,
+        vec![Node::new("sd", "Affine", &["X"], &["y"])
+            .with("scale", tensor("sc"))
+            .with("divisor", tensor("div"))],
+        vec![
+            ("div", T::F64(vec![f as u64], div)),
+            ("sc", T::F64(vec![f as u64], sc)),
+        ],
+        vec![vi("y", DType::F64, &[-1, f as i64])],
+    );
+    let err = both
+        .expect_err("scale and divisor together are refused")
+        .to_string();
+    assert!(err.contains("divisor") && err.contains("sd"), "{err}");
+}
+
+#[test]
 fn argmax_first_maximum_and_nan_never_wins() {
     let model = Arc::new(
         build(

@@ -96,17 +96,29 @@ fn fuse_pair(values: &[Value], input: ValueId, p: &mut Step, c: &mut Step) -> Fu
             with_dense!(pk, d => fold_bias(d, *op, map, cst), Fused::No)
         }
         (pk, Kernel::Unary(act)) => with_dense!(pk, d => fold_act(d, *act), Fused::No),
-        (Kernel::Scaler { offset, scale }, Kernel::DenseF64(d))
-            if d.groups == 1
-                && offset.iter().chain(scale.iter()).all(|v| v.is_finite())
-                && offset.len() == d.k =>
+        (
+            Kernel::Scaler {
+                offset,
+                scale,
+                divide,
+                bias: None,
+            },
+            Kernel::DenseF64(d),
+        ) if d.groups == 1
+            && offset.iter().chain(scale.iter()).all(|v| v.is_finite())
+            && (!*divide || scale.iter().all(|&v| v != 0.0))
+            && offset.len() == d.k =>
         {
             let bias = d.bias.get_or_insert_with(|| vec![0.0; d.m]);
             for (t, b) in bias.iter_mut().enumerate() {
                 let row = &mut d.w[t * d.k..(t + 1) * d.k];
                 let mut shift = 0.0;
                 for f in 0..d.k {
-                    row[f] *= scale[f];
+                    if *divide {
+                        row[f] /= scale[f];
+                    } else {
+                        row[f] *= scale[f];
+                    }
                     shift += row[f] * offset[f];
                 }
                 *b -= shift;

@@ -131,9 +131,12 @@ pub(crate) enum Kernel {
         blocks: Vec<usize>,
     },
     Cast,
+    /// `(x − offset)·scale`, `(x − offset)/scale` (`divide`), plus `bias` when present.
     Scaler {
         offset: Vec<f64>,
         scale: Vec<f64>,
+        divide: bool,
+        bias: Option<Vec<f64>>,
     },
     Imputer {
         values: Vec<f64>,

@@ -87,24 +87,25 @@ def _emit_transformer(est, g: Graph, v: str) -> str:
     name = _known_name(est)
     v = g.cast(v, "f64")
     w = g.width(v)
+    # Each scaler as scikit-learn computes it (`X -= mean_; X /= scale_`, `X *= scale_;
+    # X += min_`): a tree after it compares the same doubles.
     if name == "StandardScaler":
         offset = est.mean_ if est.with_mean and est.mean_ is not None else np.zeros(w)
-        scale = 1.0 / est.scale_ if est.with_std and est.scale_ is not None else np.ones(w)
-        return _scaler(g, v, offset, scale)
+        div = est.scale_ if est.with_std and est.scale_ is not None else np.ones(w)
+        return _scaler(g, v, offset, divisor=div)
     if name == "MinMaxScaler":
-        # y = x * scale_ + min_  ==  (x - (-min_ / scale_)) * scale_
-        v = _scaler(g, v, -est.min_ / est.scale_, est.scale_)
+        v = _scaler(g, v, np.zeros(w), scale=est.scale_, bias=est.min_)
         if est.clip:
             lo, hi = est.feature_range
             v = g.node("Clip", v, "f64", w, min=float(lo), max=float(hi))
         return v
     if name == "MaxAbsScaler":
-        return _scaler(g, v, np.zeros(w), 1.0 / est.scale_)
+        return _scaler(g, v, np.zeros(w), divisor=est.scale_)
     if name == "RobustScaler":
         offset = est.center_ if est.with_centering and est.center_ is not None \
             else np.zeros(w)
-        scale = 1.0 / est.scale_ if est.with_scaling and est.scale_ is not None else np.ones(w)
-        return _scaler(g, v, offset, scale)
+        div = est.scale_ if est.with_scaling and est.scale_ is not None else np.ones(w)
+        return _scaler(g, v, offset, divisor=div)
     if name == "SimpleImputer":
         if est.add_indicator:
             raise _unsupported(est, "add_indicator=True is not supported")
@@ -126,12 +127,23 @@ def _emit_transformer(est, g: Graph, v: str) -> str:
     raise _unsupported(est)
 
 
-def _scaler(g: Graph, v: str, offset, scale) -> str:
+def _scaler(g: Graph, v: str, offset, scale=None, divisor=None, bias=None) -> str:
+    """``(x − offset)·scale`` (``Scaler``), or ``(x − offset)/divisor`` and/or ``+ bias``
+    (``Affine``, which readers without it refuse by name)."""
     w = g.width(v)
-    offset = np.asarray(offset, dtype=np.float64).reshape(w)
-    scale = np.asarray(scale, dtype=np.float64).reshape(w)
-    return g.node("Scaler", v, "f64", w, offset=g.tensor("offset", offset),
-                  scale=g.tensor("scale", scale))
+
+    def t(name, a):
+        return g.tensor(name, np.asarray(a, dtype=np.float64).reshape(w))
+
+    attrs = {"offset": t("offset", offset)}
+    if divisor is not None:
+        attrs["divisor"] = t("divisor", divisor)
+    else:
+        attrs["scale"] = t("scale", np.ones(w) if scale is None else scale)
+    if bias is not None:
+        attrs["bias"] = t("bias", bias)
+    op = "Scaler" if divisor is None and bias is None else "Affine"
+    return g.node(op, v, "f64", w, **attrs)
 
 
 # ---------------------------------------------------------------------------------------

@@ -496,13 +496,21 @@ pub fn run_node(file: &MleFile, node: &Node, inputs: &[&Value]) -> Value {
                 .unwrap_or_else(|| panic!("node {}: missing threshold", node.name));
             x().map_rows(1, |r| vec![if r[0] > t { 1.0 } else { 0.0 }])
         }
-        "Scaler" => {
+        "Scaler" | "Affine" => {
             let offset = per_feature("offset", Some(0.0));
+            let divisor = tensor_f64(file, node, "divisor");
             let scale = per_feature("scale", Some(1.0));
+            let bias = tensor_f64(file, node, "bias");
             x().map_rows(x().width, |r| {
                 r.iter()
                     .enumerate()
-                    .map(|(f, &v)| (v - offset[f]) * scale[f])
+                    .map(|(f, &v)| {
+                        let y = match &divisor {
+                            Some(d) => (v - offset[f]) / d[f],
+                            None => (v - offset[f]) * scale[f],
+                        };
+                        bias.as_ref().map_or(y, |b| y + b[f])
+                    })
                     .collect()
             })
         }

@@ -1,4 +1,4 @@
-//! Classical per-feature and post-transform ops (f64): `Scaler`, `Imputer`, `Normalizer`,
+//! Classical per-feature and post-transform ops (f64): `Scaler`, `Affine`, `Imputer`, `Normalizer`,
 //! `BinaryToProba`, `ArgMax`, `Threshold`.
 
 use mle_format::DType;
@@ -7,7 +7,7 @@ use super::{Compiler, Ctx};
 use crate::error::ExecError;
 use crate::plan::ir::{Kernel, Norm, ValueId};
 
-/// `Scaler`, `Imputer`, `Normalizer`: per-feature parameters over an f64 `[N, F]` input.
+/// `Scaler`, `Affine`, `Imputer`, `Normalizer`: per-feature parameters over an f64 `[N, F]` input.
 pub(super) fn lower_per_feature(c: &mut Compiler<'_>, ctx: &Ctx<'_>) -> Result<ValueId, ExecError> {
     let op = ctx.node.op.as_str();
     ctx.n_in(1)?;
@@ -36,9 +36,38 @@ pub(super) fn lower_per_feature(c: &mut Compiler<'_>, ctx: &Ctx<'_>) -> Result<V
             Kernel::Scaler {
                 offset: per_feature("offset", Some(0.0))?,
                 scale: per_feature("scale", Some(1.0))?,
+                divide: false,
+                bias: None,
             },
             false,
         ),
+        "Affine" => {
+            let has = |k: &str| ctx.node.attr(k).is_some();
+            if has("scale") && has("divisor") {
+                return Err(ctx.bad("has both `scale` and `divisor`; an Affine takes one"));
+            }
+            let divide = has("divisor");
+            let scale = if divide {
+                per_feature("divisor", None)?
+            } else {
+                per_feature("scale", Some(1.0))?
+            };
+            let bias = if has("bias") {
+                Some(per_feature("bias", None)?)
+            } else {
+                None
+            };
+            let offset = per_feature("offset", Some(0.0))?;
+            (
+                Kernel::Scaler {
+                    offset,
+                    scale,
+                    divide,
+                    bias,
+                },
+                false,
+            )
+        }
         "Imputer" => (
             Kernel::Imputer {
                 values: per_feature("values", None)?,

@@ -125,6 +125,11 @@ pub(crate) static OPS: &[OpSpec] = &[
     // Classical ops (f64).
     op("Scaler", &["offset", "scale"], classical::lower_per_feature),
     op(
+        "Affine",
+        &["offset", "scale", "divisor", "bias"],
+        classical::lower_per_feature,
+    ),
+    op(
         "Imputer",
         &["values", "missing"],
         classical::lower_per_feature,
