@@ -149,7 +149,6 @@ use mle_format::{DType, Metadata, MleFile, ReadOptions};
 use rayon::prelude::*;
 
 use crate::exec::{OutSlice, Source, Worker};
-use crate::lookup::Index;
 use crate::plan::Plan;
 
 /// One output of the model as the executor returns it.
@@ -539,7 +538,11 @@ impl Session {
         let mut needs_view = false;
         for (j, c) in batch.columns().iter().enumerate() {
             match plan.lookup_of.get(j).copied().flatten() {
-                Some(k) => needs_view |= plan.lookups[k].needs_codes(c),
+                // `missing = error` checks its column even when it needs no codes.
+                Some(k) => {
+                    let st = &plan.lookups[k];
+                    needs_view |= st.needs_codes(c) || st.reads_numbers();
+                }
                 None if c.is_string() => {
                     return Err(ExecError::Input(format!(
                         "{}: {} is numeric in this model (no Lookup turns its strings into codes), but the batch gives it a string column",
@@ -588,13 +591,15 @@ impl Session {
         let mut slot = 0;
         for st in &plan.lookups {
             let c = batch.columns()[st.feature];
-            if !st.needs_codes(&c) {
-                continue;
-            }
-            let Some(span) = spans.next() else { break };
             let rows = if c.stride == 0 { 1 } else { n };
-            let dst = &mut span[..rows];
-            if let Err(m) = st.codes(&c, dst, dict) {
+            let coded = st.needs_codes(&c);
+            let done = if coded {
+                let Some(span) = spans.next() else { break };
+                st.codes(&c, &mut span[..rows], dict)
+            } else {
+                st.check_missing(&c, rows)
+            };
+            if let Err(m) = done {
                 *cols = recycle(view);
                 return Err(ExecError::Input(m.message(
                     model.file.name(),
@@ -602,7 +607,7 @@ impl Session {
                     st,
                 )));
             }
-            slot += 1;
+            slot += usize::from(coded);
         }
         debug_assert_eq!(slot, n_code);
         // The codes, read-only from here on: column k of the view reads its span.
@@ -632,11 +637,7 @@ impl Session {
     pub fn predict_row(&mut self, row: &[f64]) -> Result<&Outputs, ExecError> {
         let model = self.model.clone();
         let plan = &model.plan;
-        if !plan
-            .lookups
-            .iter()
-            .any(|st| matches!(st.index, Index::Int(_)))
-        {
+        if !plan.lookups.iter().any(|st| st.reads_numbers()) {
             return self.run.predict_one(&model, Source::RowF64(row), row.len());
         }
         self.check_row_len(row.len())?;
@@ -653,11 +654,7 @@ impl Session {
     pub fn predict_row_f32(&mut self, row: &[f32]) -> Result<&Outputs, ExecError> {
         let model = self.model.clone();
         let plan = &model.plan;
-        if !plan
-            .lookups
-            .iter()
-            .any(|st| matches!(st.index, Index::Int(_)))
-        {
+        if !plan.lookups.iter().any(|st| st.reads_numbers()) {
             return self.run.predict_one(&model, Source::RowF32(row), row.len());
         }
         self.check_row_len(row.len())?;
@@ -720,9 +717,7 @@ impl Session {
             let Some(&x) = self.lookup.row.get(st.feature) else {
                 continue;
             };
-            if matches!(st.index, Index::Int(_))
-                && !matches!(row.get(st.feature), Some(Value::Str(_)))
-            {
+            if st.reads_numbers() && !matches!(row.get(st.feature), Some(Value::Str(_))) {
                 let code = st.code_of_f64(x).map_err(|m| {
                     ExecError::Input(m.message(
                         model.file.name(),
@@ -754,7 +749,7 @@ impl Session {
     fn numeric_lookups(&mut self) -> Result<(), ExecError> {
         let model = &self.model;
         for st in &model.plan.lookups {
-            if let Index::Int(_) = st.index {
+            if st.reads_numbers() {
                 if let Some(x) = self.lookup.row.get_mut(st.feature) {
                     *x = st.code_of_f64(*x).map_err(|m| {
                         ExecError::Input(m.message(

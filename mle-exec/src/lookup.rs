@@ -141,6 +141,18 @@ pub(crate) struct LookupStage {
     pub index: Index,
     /// What a value not in the vocabulary becomes.
     pub unknown: Unknown,
+    /// What a missing value (NULL, NaN) becomes.
+    pub missing: Missing,
+}
+
+/// The `Lookup` op's `missing` rule: what a missing value (NULL, NaN) becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// NaN: the tree's missing side, or the encoder's missing slot.
+    Missing,
+    /// An input error naming the feature (scikit-learn's encoders under
+    /// `handle_unknown="error"` refuse a missing value that was not a category in fit).
+    Error,
 }
 
 /// The `Lookup` op's `unknown` rule: what a value outside the vocabulary becomes.
@@ -165,6 +177,22 @@ impl LookupStage {
         }
     }
 
+    /// The code of a missing value: NaN, or the error of `missing = error`.
+    #[inline(always)]
+    fn missing_code(&self) -> Result<f32, Miss> {
+        match self.missing {
+            Missing::Missing => Ok(f32::NAN),
+            Missing::Error => Err(Miss::Missing),
+        }
+    }
+
+    /// Whether numbers go through this stage: an integer vocabulary maps them to codes, and
+    /// `missing = error` checks them for NaN (a string vocabulary otherwise takes numbers as
+    /// codes, unchanged).
+    pub(crate) fn reads_numbers(&self) -> bool {
+        matches!(self.index, Index::Int(_)) || self.missing == Missing::Error
+    }
+
     /// Number of categories of the vocabulary.
     fn len(&self) -> usize {
         match &self.index {
@@ -181,6 +209,8 @@ pub(crate) enum Miss {
     Unknown(String),
     /// Strings given to an integer vocabulary.
     StringForInteger,
+    /// A missing value under `missing = error`.
+    Missing,
 }
 
 impl Miss {
@@ -194,6 +224,10 @@ impl Miss {
                     st.node
                 )
             }
+            Miss::Missing => format!(
+                "{model}: {feature}: a missing value (NULL or NaN), which is not one of its categories (Lookup {:?} has missing = \"error\")",
+                st.node
+            ),
             Miss::StringForInteger => format!(
                 "{model}: {feature} has integer categories (Lookup {:?}), but it was given strings",
                 st.node
@@ -244,9 +278,11 @@ impl LookupStage {
     /// already (unchanged); an integer vocabulary maps an equal category to its position.
     #[inline(always)]
     pub(crate) fn code_of_f64(&self, x: f64) -> Result<f64, Miss> {
+        if x.is_nan() {
+            return self.missing_code().map(f64::from);
+        }
         match &self.index {
             Index::Str(_) => Ok(x),
-            Index::Int(_) if x.is_nan() => Ok(x),
             Index::Int(ix) => match ix.find(x) {
                 Some(c) => Ok(c as f64),
                 None => self.unknown_code(|| format!("value {x}")).map(f64::from),
@@ -258,6 +294,24 @@ impl LookupStage {
     /// for an integer vocabulary); numbers for a string vocabulary are codes already.
     pub(crate) fn needs_codes(&self, c: &Column<'_>) -> bool {
         c.is_string() || matches!(self.index, Index::Int(_))
+    }
+
+    /// Under `missing = error`, an error if a column that is not read through codes
+    /// (numbers for a string vocabulary: codes already, passed on unchanged) holds a NaN.
+    pub(crate) fn check_missing(&self, c: &Column<'_>, rows: usize) -> Result<(), Miss> {
+        if self.missing == Missing::Missing {
+            return Ok(());
+        }
+        let (off, st) = (c.offset, c.stride);
+        let nan = match &c.data {
+            ColumnData::F32(d) => (0..rows).any(|r| d.get(off + r * st).is_none_or(|v| v.is_nan())),
+            ColumnData::F64(d) => (0..rows).any(|r| d.get(off + r * st).is_none_or(|v| v.is_nan())),
+            ColumnData::Str(_) | ColumnData::Dict(_) => false,
+        };
+        if nan {
+            return Err(Miss::Missing);
+        }
+        Ok(())
     }
 
     /// Codes of the slots `c.offset + r * c.stride` for `r in 0..dst.len()` of column `c` into
@@ -311,10 +365,10 @@ impl LookupStage {
             for (r, o) in dst.iter_mut().enumerate() {
                 let i = slot(r);
                 *o = if !s.is_valid(i) {
-                    f32::NAN
+                    stage.missing_code()?
                 } else {
                     match get(i) {
-                        None => f32::NAN,
+                        None => stage.missing_code()?,
                         Some(v) => {
                             let b = v.as_bytes();
                             match ix.find(b) {
@@ -360,6 +414,7 @@ impl LookupStage {
                     .unwrap_or_default()
             })
         };
+        let missing = || self.missing_code();
         #[inline(always)]
         #[allow(clippy::too_many_arguments)]
         fn run<K: Copy>(
@@ -371,18 +426,19 @@ impl LookupStage {
             st: usize,
             as_index: impl Fn(K) -> Option<usize>,
             unknown: impl Fn(usize) -> Result<f32, Miss>,
+            missing: impl Fn() -> Result<f32, Miss>,
         ) -> Result<(), Miss> {
             for (r, o) in dst.iter_mut().enumerate() {
                 let i = off + r * st;
                 if !d.is_valid(i) {
-                    *o = f32::NAN;
+                    *o = missing()?;
                     continue;
                 }
                 let key = keys.get(i).copied().and_then(&as_index);
                 *o = match key.and_then(|k| map.get(k).map(|&c| (k, c))) {
                     Some((_, c)) if c < UNKNOWN_CODE => c as f32,
                     Some((k, UNKNOWN_CODE)) => unknown(k)?,
-                    _ => f32::NAN,
+                    _ => missing()?,
                 };
             }
             Ok(())
@@ -397,6 +453,7 @@ impl LookupStage {
                 st,
                 |v| usize::try_from(v).ok(),
                 unknown,
+                missing,
             ),
             DictKeys::I16(k) => run(
                 k,
@@ -407,6 +464,7 @@ impl LookupStage {
                 st,
                 |v| usize::try_from(v).ok(),
                 unknown,
+                missing,
             ),
             DictKeys::I32(k) => run(
                 k,
@@ -417,6 +475,7 @@ impl LookupStage {
                 st,
                 |v| usize::try_from(v).ok(),
                 unknown,
+                missing,
             ),
             DictKeys::I64(k) => run(
                 k,
@@ -427,9 +486,30 @@ impl LookupStage {
                 st,
                 |v| usize::try_from(v).ok(),
                 unknown,
+                missing,
             ),
-            DictKeys::U8(k) => run(k, d, map, dst, off, st, |v| Some(v as usize), unknown),
-            DictKeys::U16(k) => run(k, d, map, dst, off, st, |v| Some(v as usize), unknown),
+            DictKeys::U8(k) => run(
+                k,
+                d,
+                map,
+                dst,
+                off,
+                st,
+                |v| Some(v as usize),
+                unknown,
+                missing,
+            ),
+            DictKeys::U16(k) => run(
+                k,
+                d,
+                map,
+                dst,
+                off,
+                st,
+                |v| Some(v as usize),
+                unknown,
+                missing,
+            ),
             DictKeys::U32(k) => run(
                 k,
                 d,
@@ -439,6 +519,7 @@ impl LookupStage {
                 st,
                 |v| usize::try_from(v).ok(),
                 unknown,
+                missing,
             ),
             DictKeys::U64(k) => run(
                 k,
@@ -449,6 +530,7 @@ impl LookupStage {
                 st,
                 |v| usize::try_from(v).ok(),
                 unknown,
+                missing,
             ),
         }
     }

@@ -58,14 +58,12 @@ fn model(unknown: &str, broken: Option<(&str, &str, Attr)>) -> Result<Arc<Model>
     b.add_tensor("terms.bad", &[5], &[0u32, 1, 1, 1, 7])
         .unwrap();
     b.set_inputs(vec![vi("X", DType::F64, &[-1, 3])]);
-    b.push_node(
+    let mut nodes = vec![
         Node::new("lk", "Lookup", &["X"], &["X1"])
             .with("feature", Attr::Int(0))
             .with("bytes", tensor("vocab.city.bytes"))
             .with("offsets", tensor("vocab.city.offsets"))
             .with("unknown", Attr::Str(unknown.into())),
-    );
-    let mut nodes = vec![
         Node::new("oh", "OneHot", &["X1"], &["oh"])
             .with("feature", Attr::Int(0))
             .with("n_columns", Attr::Int(4))
@@ -161,11 +159,8 @@ const CITY: [Option<&str>; 6] = [
 const X: [f64; 6] = [-0.5, 0.0, 1.0, f64::NAN, 4.999, 5.0];
 const Y: [f64; 6] = [2.0, f64::NAN, -0.5, 3.0, 0.0, 1e-12];
 
-#[test]
-fn encoders_after_a_coded_lookup_match_the_semantics() {
-    let m = model("code", None).unwrap();
-    // A string batch.
-    let strs: Vec<Option<&str>> = CITY.to_vec();
+/// Utf8 offsets, bytes and validity bits of a column of at most 8 strings.
+fn utf8(strs: &[Option<&str>]) -> (Vec<i32>, Vec<u8>, Vec<u8>) {
     let mut offs = vec![0i32];
     let mut bytes = Vec::new();
     let mut bits = vec![0u8; 1];
@@ -176,26 +171,32 @@ fn encoders_after_a_coded_lookup_match_the_semantics() {
         }
         offs.push(bytes.len() as i32);
     }
-    let city = Column {
-        data: ColumnData::Str(mle_exec::StrColumn {
-            data: mle_exec::StrData::Utf8 {
-                offsets: &offs,
-                bytes: &bytes,
-            },
-            validity: Some(mle_exec::Validity {
-                bits: &bits,
-                offset: 0,
-            }),
-            len: 6,
-        }),
+    (offs, bytes, bits)
+}
+
+fn str_column<'a>(offsets: &'a [i32], bytes: &'a [u8], bits: &'a [u8]) -> mle_exec::StrColumn<'a> {
+    mle_exec::StrColumn {
+        data: mle_exec::StrData::Utf8 { offsets, bytes },
+        validity: Some(mle_exec::Validity { bits, offset: 0 }),
+        len: offsets.len() - 1,
+    }
+}
+
+fn column(data: ColumnData<'_>) -> Column<'_> {
+    Column {
+        data,
         offset: 0,
         stride: 1,
-    };
-    let num = |d: &'static [f64]| Column {
-        data: ColumnData::F64(d),
-        offset: 0,
-        stride: 1,
-    };
+    }
+}
+
+#[test]
+fn encoders_after_a_coded_lookup_match_the_semantics() {
+    let m = model("code", None).unwrap();
+    // A string batch.
+    let (offs, bytes, bits) = utf8(&CITY);
+    let city = column(ColumnData::Str(str_column(&offs, &bytes, &bits)));
+    let num = |d: &'static [f64]| column(ColumnData::F64(d));
     let batch = Batch::from_strided(vec![city, num(&X), num(&Y)], 6).unwrap();
     for threads in [1, 2] {
         let mut s = Session::new(m.clone());
@@ -241,6 +242,101 @@ fn unknown_error_names_the_column_and_the_value() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("city") && msg.contains("\"Lima\""), "{msg}");
+}
+
+/// `missing = "error"` (scikit-learn's encoders under `handle_unknown="error"` when fit saw no
+/// missing value): a NULL string, a NULL dictionary key or value, a NaN code and a missing
+/// typed row value are each an error naming the column, batches and rows alike; without
+/// one, the model gives the values of `missing = "missing"`.
+#[test]
+fn missing_error_names_the_column_in_every_path() {
+    let strict = model(
+        "error",
+        Some(("lk", "missing", Attr::Str("error".to_string()))),
+    )
+    .unwrap();
+    let lax = model("error", None).unwrap();
+    let is_missing_error = |e: ExecError| {
+        let msg = e.to_string();
+        assert!(
+            msg.contains("city") && msg.contains("missing value") && msg.contains("\"lk\""),
+            "{msg}"
+        );
+    };
+    let eq = |a: Vec<f64>, b: Vec<f64>| {
+        assert!(
+            a.len() == b.len() && a.iter().zip(&b).all(|(p, q)| same(*p, *q)),
+            "{a:?} vs {b:?}"
+        )
+    };
+    let num = |d: &'static [f64]| column(ColumnData::F64(d));
+    const XS: [f64; 3] = [1.0, 2.0, 3.0];
+    let run = |m: &Arc<Model>, city: Column<'_>| {
+        let batch = Batch::from_strided(vec![city, num(&XS), num(&XS)], 3).unwrap();
+        let mut s = Session::new(m.clone());
+        s.predict_batch(&batch, RunOptions { threads: 1 })
+            .map(|o| as_f64(&o.get("out").unwrap().data).to_vec())
+    };
+    // Strings: with a NULL an error, without one the lax model's values.
+    let (o, b, v) = utf8(&[Some("Rome"), None, Some("Oslo")]);
+    is_missing_error(run(&strict, column(ColumnData::Str(str_column(&o, &b, &v)))).unwrap_err());
+    let (o, b, v) = utf8(&[Some("Rome"), Some("Paris"), Some("Oslo")]);
+    let c = || column(ColumnData::Str(str_column(&o, &b, &v)));
+    eq(run(&strict, c()).unwrap(), run(&lax, c()).unwrap());
+    // A dictionary: a NULL key, then a key to a NULL value.
+    let (o, b, v) = utf8(&[Some("Oslo"), None, Some("Rome")]);
+    let values = str_column(&o, &b, &v);
+    let kbits = [0b101u8];
+    let dict = |keys: &'static [i32], validity| {
+        column(ColumnData::Dict(mle_exec::DictColumn {
+            keys: mle_exec::DictKeys::I32(keys),
+            validity,
+            values,
+        }))
+    };
+    let null_key = Some(mle_exec::Validity {
+        bits: &kbits,
+        offset: 0,
+    });
+    is_missing_error(run(&strict, dict(&[2, 0, 2], null_key)).unwrap_err());
+    is_missing_error(run(&strict, dict(&[2, 1, 0], None)).unwrap_err());
+    eq(
+        run(&strict, dict(&[2, 0, 2], None)).unwrap(),
+        run(&lax, dict(&[2, 0, 2], None)).unwrap(),
+    );
+    // Codes given as numbers: a NaN is an error, codes pass unchanged.
+    const NAN_CODES: [f64; 3] = [0.0, f64::NAN, 2.0];
+    const CODES: [f64; 3] = [0.0, 1.0, 2.5];
+    is_missing_error(run(&strict, num(&NAN_CODES)).unwrap_err());
+    eq(
+        run(&strict, num(&CODES)).unwrap(),
+        run(&lax, num(&CODES)).unwrap(),
+    );
+    // Rows.
+    let mut s = Session::new(strict.clone());
+    is_missing_error(
+        s.predict_row_typed(&[Value::Missing, Value::Num(1.0), Value::Num(1.0)])
+            .unwrap_err(),
+    );
+    is_missing_error(s.predict_row(&[f64::NAN, 1.0, 1.0]).unwrap_err());
+    let row = s
+        .predict_row_typed(&[Value::Str("Rome"), Value::Num(1.0), Value::Num(2.0)])
+        .map(|o| as_f64(&o.get("out").unwrap().data).to_vec())
+        .unwrap();
+    let mut l = Session::new(lax);
+    let want = l
+        .predict_row_typed(&[Value::Str("Rome"), Value::Num(1.0), Value::Num(2.0)])
+        .map(|o| as_f64(&o.get("out").unwrap().data).to_vec())
+        .unwrap();
+    eq(row, want);
+    // A rule that does not exist is refused at compile time.
+    let err = model(
+        "error",
+        Some(("lk", "missing", Attr::Str("zero".to_string()))),
+    )
+    .err();
+    let msg = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(msg.contains("lk") && msg.contains("missing"), "{msg}");
 }
 
 #[test]

@@ -150,6 +150,8 @@ class Graph:
                 attrs = {"bytes": T(f"{vocab}.bytes"), "offsets": T(f"{vocab}.offsets")}
             else:
                 attrs = {"values": T(vocab)}
+            if not f.missing:
+                attrs["missing"] = "error"
             v = self.node("Lookup", v, "f64", self.width(v), feature=i, unknown=f.unknown,
                           **attrs)
         return v

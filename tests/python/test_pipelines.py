@@ -157,6 +157,11 @@ CASES = [
         ("num", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()),
          ["age", "hours"]),
     ]), _lr()), "bin", True),
+    # hours and fnlwgt have no missing value in fit: error_on_new=False indicates age only
+    ("indicator_not_error_on_new", lambda: make_pipeline(ColumnTransformer([
+        ("ind", MissingIndicator(error_on_new=False), ["age", "hours", "fnlwgt"]),
+        ("num", _num(), ["age", "hours"]),
+    ]), _lr()), "bin", True),
     ("kbins_poly_log1p", lambda: make_pipeline(ColumnTransformer([
         ("bins_ord", KBinsDiscretizer(n_bins=5, encode="ordinal", quantile_method="linear"),
          ["hours"]),
@@ -294,6 +299,18 @@ def test_custom_function_transformer_is_refused(tmp_path):
         mle.export_model(model, str(tmp_path / "f.mle"))
 
 
+def test_missing_indicator_error_on_new_is_refused_where_sklearn_would_raise(tmp_path):
+    model = _fit(lambda: make_pipeline(ColumnTransformer([
+        ("ind", MissingIndicator(), ["age", "hours"]), ("num", _num(), ["age", "hours"])]),
+        _lr()), "bin")
+    bad = TEST_SEEN.copy()
+    bad.loc[bad.index[3], "hours"] = np.nan
+    with pytest.raises(ValueError, match="no missing values in fit"):
+        model.predict(bad)
+    with pytest.raises(mle.UnsupportedModelError, match=r"MissingIndicator.*error_on_new"):
+        mle.export_model(model, str(tmp_path / "ind.mle"))
+
+
 def test_unknown_estimator_in_a_column_transformer_is_refused(tmp_path):
     from sklearn.decomposition import PCA
 
@@ -304,24 +321,37 @@ def test_unknown_estimator_in_a_column_transformer_is_refused(tmp_path):
         mle.export_model(model, str(tmp_path / "pca.mle"))
 
 
-def _error_model(tmp_path):
+#: What ``handle_unknown="error"`` meets at predict time: an unseen category, or a missing
+#: value in a column that had none in fit (scikit-learn raises on both); the message names
+#: the column and this.
+BAD_VALUES = {"unseen": ("Preschool", "Preschool", "unknown categor"),
+              "missing": (None, "missing value", r"Found unknown categories \[(None|nan)\]")}
+
+
+def _error_model(tmp_path, bad_value="unseen"):
     model = _fit(lambda: make_pipeline(
         _ct(OneHotEncoder(handle_unknown="error"), cols=["education", "sex"]), _lr()), "bin")
+    assert not TRAIN["education"].isna().any()
     path = str(tmp_path / "err.mle")
     mle.export_model(model, path)
     bad = TEST_SEEN.copy()
-    bad.loc[bad.index[7], "education"] = "Preschool"
+    bad.loc[bad.index[7], "education"] = BAD_VALUES[bad_value][0]
     return model, path, bad
 
 
-def test_handle_unknown_error_names_the_column_and_the_value_in_python(tmp_path):
-    model, path, bad = _error_model(tmp_path)
-    with pytest.raises(ValueError, match="unknown categor"):
+@pytest.mark.parametrize("bad_value", list(BAD_VALUES))
+def test_handle_unknown_error_names_the_column_and_the_value_in_python(tmp_path, bad_value):
+    model, path, bad = _error_model(tmp_path, bad_value)
+    _, ours, theirs = BAD_VALUES[bad_value]
+    with pytest.raises(ValueError, match=theirs):
         model.predict(bad)
     rt = mle.load_model(path)
     for frame in (bad, pa.Table.from_pandas(bad, preserve_index=False)):
-        with pytest.raises(mle.InputError, match=r"education.*Preschool"):
+        with pytest.raises(mle.InputError, match=rf"education.*{ours}"):
             rt.predict(frame)
+    # The rows without the bad value still score as scikit-learn does.
+    good = bad.drop(index=bad.index[7])
+    np.testing.assert_array_equal(rt.predict(good), model.predict(good))
 
 
 # ---------------------------------------------------------------------------------------
@@ -384,16 +414,18 @@ def test_cli_score_and_sql_match_sklearn(exported, mle_bin, cid, tmp_path):
     check(pq.read_table(out))
 
 
-def test_cli_handle_unknown_error_names_the_column_and_the_value(mle_bin, tmp_path):
-    _, path, bad = _error_model(tmp_path)
+@pytest.mark.parametrize("bad_value", list(BAD_VALUES))
+def test_cli_handle_unknown_error_names_the_column_and_the_value(mle_bin, tmp_path, bad_value):
+    _, path, bad = _error_model(tmp_path, bad_value)
+    what = BAD_VALUES[bad_value][1]
     data = tmp_path / "bad.parquet"
     pq.write_table(pa.Table.from_pandas(bad, preserve_index=False), data)
     r = _mle(mle_bin, "score", "-m", path, data, "-o", tmp_path / "o.parquet", ok=False)
-    assert r.returncode != 0 and "education" in r.stderr and "Preschool" in r.stderr, r.stderr
+    assert r.returncode != 0 and "education" in r.stderr and what in r.stderr, r.stderr
     assert "panicked" not in r.stderr
     r = _mle(mle_bin, "sql", f"SELECT * FROM mle_score('{path}', 't')", "--table",
              f"t={data}", ok=False)
-    assert r.returncode != 0 and "education" in r.stderr and "Preschool" in r.stderr, r.stderr
+    assert r.returncode != 0 and "education" in r.stderr and what in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("cid", FRONT_END_CASES)
@@ -414,10 +446,11 @@ def test_polars_plugin_binds_by_name_and_matches_sklearn(exported, cid):
     _close(np.array(p["p"].to_list(), dtype=np.float64), _sk(model, x, proba=True), cid)
 
 
-def test_polars_handle_unknown_error_names_the_column_and_the_value(tmp_path):
+@pytest.mark.parametrize("bad_value", list(BAD_VALUES))
+def test_polars_handle_unknown_error_names_the_column_and_the_value(tmp_path, bad_value):
     pl = pytest.importorskip("polars")
     import mle_runtime.polars as mpl
 
-    _, path, bad = _error_model(tmp_path)
-    with pytest.raises(Exception, match=r"education.*Preschool"):
+    _, path, bad = _error_model(tmp_path, bad_value)
+    with pytest.raises(Exception, match=rf"education.*{BAD_VALUES[bad_value][1]}"):
         pl.from_pandas(bad).select(mpl.predict(path))

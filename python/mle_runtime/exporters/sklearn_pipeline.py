@@ -197,6 +197,16 @@ class PipelineBuilder:
         if name == "SimpleImputer":
             return self._imputer(est, parts)
         if name == "MissingIndicator":
+            if (est.features == "missing-only" and est.error_on_new
+                    and len(est.features_) < est.n_features_in_):
+                # scikit-learn raises when a column without missing values in fit has one
+                # at transform; the graph has no op that fails on a value of a float
+                # column, so refuse rather than give a number where it raises.
+                quiet = sorted(set(range(est.n_features_in_)) - {int(f) for f in est.features_})
+                raise _refuse(est, f"error_on_new=True with columns {quiet[:5]} that had no "
+                                   f"missing value in fit is not supported (scikit-learn "
+                                   f"raises on a missing value there); use "
+                                   f"error_on_new=False or features='all'")
             return [self._indicator(est, parts, est.features_, est.missing_values)]
         if name == "KBinsDiscretizer":
             return self._kbins(est, parts)
@@ -472,7 +482,8 @@ def _probes(enc, widths, i, known, cats, part, k, unknown_rule) -> dict:
            "missing_ok": missing_ok}
     if not missing_ok:
         # handle_unknown="error" and no missing value in fit: scikit-learn raises on a
-        # missing value; the runtime gives NaN (no category, never a known one's value).
+        # missing value. On a raw column the Lookup (missing = "error") raises too; after
+        # another transformer the block is NaN (no category, never a known one's value).
         res["missing"] = np.full(w, np.nan)
     return res
 

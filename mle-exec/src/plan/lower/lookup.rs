@@ -10,7 +10,7 @@ use mle_format::{DType, IntVocabulary, Vocabulary};
 
 use super::{Compiler, Ctx};
 use crate::error::ExecError;
-use crate::lookup::{Index, IntIndex, LookupStage, StrIndex, Unknown};
+use crate::lookup::{Index, IntIndex, LookupStage, Missing, StrIndex, Unknown};
 use crate::plan::ir::ValueId;
 
 /// A rank-1 tensor attribute of dtype `T`, borrowed from the file.
@@ -80,6 +80,15 @@ pub(super) fn lower_lookup(c: &mut Compiler<'_>, ctx: &Ctx<'_>) -> Result<ValueI
             )))
         }
     };
+    let missing = match ctx.string("missing")?.unwrap_or("missing") {
+        "missing" => Missing::Missing,
+        "error" => Missing::Error,
+        other => {
+            return Err(ctx.bad(format!(
+                "attribute `missing` is {other:?}, expected \"missing\" or \"error\""
+            )))
+        }
+    };
     let vocab = |e: mle_format::VocabError| ctx.bad(format!("vocabulary: {e}"));
     let index =
         match (
@@ -118,6 +127,7 @@ pub(super) fn lower_lookup(c: &mut Compiler<'_>, ctx: &Ctx<'_>) -> Result<ValueI
         feature,
         index,
         unknown,
+        missing,
     });
     c.chain.insert(ctx.out.to_string());
     c.chain_tail = ctx.out.to_string();

@@ -177,7 +177,9 @@ pub(crate) static OPS: &[OpSpec] = &[
     // Input stage.
     op(
         "Lookup",
-        &["feature", "bytes", "offsets", "values", "unknown"],
+        &[
+            "feature", "bytes", "offsets", "values", "unknown", "missing",
+        ],
         lookup::lower_lookup,
     ),
 ];
