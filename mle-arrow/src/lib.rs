@@ -159,6 +159,6 @@ pub fn predict_arrays(
     let meta = model.metadata();
     let bound = BoundColumns::bind_typed(columns, names, &Features::of(meta))?;
     let batch = bound.batch()?;
-    let outputs = session.predict_batch(&batch, opts)?;
+    let outputs = session.predict_batch_owned(&batch, opts)?;
     output_arrays(kind, meta, outputs)
 }

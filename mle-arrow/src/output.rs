@@ -202,10 +202,11 @@ fn list_type(elem: &DataType, width: usize) -> DataType {
     )
 }
 
-fn float_array(data: &OutputData, what: &str) -> Result<ArrayRef> {
+/// The values as an Arrow array; the `Vec` becomes its buffer (no copy).
+fn float_array(data: OutputData, what: &str) -> Result<ArrayRef> {
     Ok(match data {
-        OutputData::F32(v) => Arc::new(Float32Array::new(ScalarBuffer::from(v.clone()), None)),
-        OutputData::F64(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v.clone()), None)),
+        OutputData::F32(v) => Arc::new(Float32Array::new(ScalarBuffer::from(v), None)),
+        OutputData::F64(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v), None)),
         OutputData::I64(_) => {
             return Err(ArrowError::Output(format!(
                 "output {what:?} holds integers, expected floats"
@@ -314,22 +315,27 @@ pub struct OutputArrays {
     pub probabilities: Option<ArrayRef>,
 }
 
-/// Turns the executor's outputs into Arrow arrays as described by `kind`.
+/// Turns the executor's outputs into Arrow arrays as described by `kind`. The float
+/// outputs' buffers become the arrays' buffers (no copy): pass the outputs of
+/// `Session::predict_batch_owned`.
 pub fn output_arrays(
     kind: &OutputKind,
     metadata: &Metadata,
-    outputs: &Outputs,
+    outputs: Outputs,
 ) -> Result<OutputArrays> {
     let n = outputs.n_rows;
-    let get = |name: &str| {
+    let mut outputs = outputs.outputs;
+    let mut get = |name: &str| {
         outputs
-            .get(name)
+            .iter()
+            .position(|o| o.info.name == name)
+            .map(|i| outputs.swap_remove(i))
             .ok_or_else(|| ArrowError::Output(format!("the run produced no output {name:?}")))
     };
     match kind {
         OutputKind::Regression { width, .. } => {
             let p = get(PREDICTION)?;
-            let values = float_array(&p.data, PREDICTION)?;
+            let values = float_array(p.data, PREDICTION)?;
             let prediction = if *width == 0 {
                 if values.len() != n {
                     return Err(ArrowError::Output(format!(
@@ -379,7 +385,7 @@ pub fn output_arrays(
                     data_len(&p.data)
                 )));
             }
-            let values = probabilities_f64(p.data.clone())?;
+            let values = probabilities_f64(p.data)?;
             let values: ArrayRef = Arc::new(Float64Array::new(ScalarBuffer::from(values), None));
             let probabilities = fixed_list(values, *n_classes, n, PROBABILITIES)?;
             if let Some(t) = kind.probabilities_type() {

@@ -173,7 +173,7 @@ fn regressor_keeps_the_executor_dtype() {
             }],
             n_rows: 2,
         };
-        let arr = output_arrays(&kind, &m, &o).unwrap();
+        let arr = output_arrays(&kind, &m, o.clone()).unwrap();
         assert_eq!(arr.prediction.data_type(), &arrow_dt);
         assert_eq!(arr.prediction.len(), 2);
     }
@@ -187,7 +187,7 @@ fn regressor_keeps_the_executor_dtype() {
         }],
         n_rows: 2,
     };
-    let arr = output_arrays(&kind, &m, &o).unwrap();
+    let arr = output_arrays(&kind, &m, o.clone()).unwrap();
     assert_eq!(
         arr.prediction.as_primitive::<Float64Type>().values(),
         &[3.0, 4.0]
@@ -225,7 +225,7 @@ fn classifier_maps_indices_through_string_and_integer_labels() {
     );
     let kind = OutputKind::of(&m, &infos).unwrap();
     assert_eq!(kind.prediction_type(), DataType::Utf8);
-    let arr = output_arrays(&kind, &m, &o).unwrap();
+    let arr = output_arrays(&kind, &m, o.clone()).unwrap();
     let labels = arr.prediction.as_string::<i32>();
     assert_eq!((labels.value(0), labels.value(1)), ("c", "a"));
     let p = arr.probabilities.unwrap();
@@ -240,7 +240,7 @@ fn classifier_maps_indices_through_string_and_integer_labels() {
 
     let m = meta(Task::Multiclass, Some(ClassLabels::Int(vec![10, 20, 30])));
     let kind = OutputKind::of(&m, &infos).unwrap();
-    let arr = output_arrays(&kind, &m, &o).unwrap();
+    let arr = output_arrays(&kind, &m, o.clone()).unwrap();
     assert_eq!(
         arr.prediction.as_primitive::<Int64Type>().values(),
         &[30, 10]
@@ -253,7 +253,7 @@ fn class_index_out_of_range_is_an_error_not_a_panic() {
     let (infos, o) = classifier_outputs(vec![3], vec![0.1, 0.2, 0.7]);
     let m = meta(Task::Multiclass, Some(ClassLabels::Int(vec![0, 1, 2])));
     let kind = OutputKind::of(&m, &infos).unwrap();
-    let err = output_arrays(&kind, &m, &o).unwrap_err();
+    let err = output_arrays(&kind, &m, o.clone()).unwrap_err();
     assert!(
         err.to_string()
             .contains("class index 3 is outside the 3 classes"),
@@ -304,7 +304,7 @@ fn probabilities_are_float64_even_when_the_graph_computes_in_f32() {
     let kind = OutputKind::of(&m, &infos).unwrap();
     let want = DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float64, false)), 3);
     assert_eq!(kind.probabilities_type(), Some(want.clone()));
-    let arr = output_arrays(&kind, &m, &o).unwrap();
+    let arr = output_arrays(&kind, &m, o.clone()).unwrap();
     assert_eq!(arr.probabilities.unwrap().data_type(), &want);
     assert_eq!(arr.prediction.as_primitive::<Int64Type>().values(), &[1]);
 }
@@ -326,7 +326,7 @@ fn a_classifier_without_probabilities_still_predicts_labels() {
         }],
         n_rows: 2,
     };
-    let arr = output_arrays(&kind, &m, &o).unwrap();
+    let arr = output_arrays(&kind, &m, o.clone()).unwrap();
     let labels = arr.prediction.as_string::<i32>();
     assert_eq!((labels.value(0), labels.value(1)), ("yes", "no"));
     assert!(arr.probabilities.is_none());

@@ -469,6 +469,18 @@ impl Session {
         Ok(&self.run.outputs)
     }
 
+    /// [`Session::predict_batch`], handing the output buffers over instead of lending them:
+    /// the caller owns them (numpy arrays and Arrow buffers take a `Vec` without a copy) and
+    /// the session allocates fresh, zeroed ones for its next run.
+    pub fn predict_batch_owned(
+        &mut self,
+        batch: &Batch<'_>,
+        opts: RunOptions,
+    ) -> Result<Outputs, ExecError> {
+        self.predict_batch(batch, opts)?;
+        Ok(self.run.take_outputs())
+    }
+
     /// Exact path-dependent TreeSHAP contributions of every row of `batch` to the model's
     /// `TreeEnsemble` output (the raw margin, before post-transforms; base scores in the bias),
     /// as XGBoost's `pred_contribs` and LightGBM's `pred_contrib` (module [`explain`]):
@@ -767,14 +779,46 @@ impl Session {
 
 impl Runner {
     fn resize_outputs(&mut self, n: usize) {
+        /// `v` with `len` values: resized in place when it has the room, else a fresh zeroed
+        /// allocation (the allocator's zero pages; nothing to copy or fill by hand), as after
+        /// [`Runner::take_outputs`].
+        fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+            if v.capacity() >= len {
+                v.resize(len, T::default());
+            } else {
+                *v = vec![T::default(); len];
+            }
+        }
         self.outputs.n_rows = n;
         for o in &mut self.outputs.outputs {
             let len = n * o.info.width.max(1);
             match &mut o.data {
-                OutputData::F32(v) => v.resize(len, 0.0),
-                OutputData::F64(v) => v.resize(len, 0.0),
-                OutputData::I64(v) => v.resize(len, 0),
+                OutputData::F32(v) => sized(v, len),
+                OutputData::F64(v) => sized(v, len),
+                OutputData::I64(v) => sized(v, len),
             }
+        }
+    }
+
+    /// The outputs of the last run, moved out (the session keeps empty buffers of the same
+    /// outputs).
+    fn take_outputs(&mut self) -> Outputs {
+        let outputs = self
+            .outputs
+            .outputs
+            .iter_mut()
+            .map(|o| Output {
+                info: o.info.clone(),
+                data: match &mut o.data {
+                    OutputData::F32(v) => OutputData::F32(std::mem::take(v)),
+                    OutputData::F64(v) => OutputData::F64(std::mem::take(v)),
+                    OutputData::I64(v) => OutputData::I64(std::mem::take(v)),
+                },
+            })
+            .collect();
+        Outputs {
+            outputs,
+            n_rows: std::mem::take(&mut self.outputs.n_rows),
         }
     }
 

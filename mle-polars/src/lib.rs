@@ -279,7 +279,7 @@ pub fn score(
             return Ok(interop::arrow_rs_to_series(out_name, &array)?);
         };
         let arrays = cached.with_session(|session| -> Result<_, PluginError> {
-            let outputs = session.predict_batch(&batch, opts)?;
+            let outputs = session.predict_batch_owned(&batch, opts)?;
             output_arrays(&out_kind, meta, outputs).map_err(arrow_err)
         })?;
         let array = match kind {

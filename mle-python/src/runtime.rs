@@ -197,7 +197,7 @@ impl Runtime {
             self.pool().with_session(|session| {
                 slice
                     .batch(n_rows, n_cols)
-                    .and_then(|b| session.predict_batch(&b, RunOptions { threads }).cloned())
+                    .and_then(|b| session.predict_batch_owned(&b, RunOptions { threads }))
             })
         };
         let result = if n_rows < DETACH_MIN_ROWS && threads <= 1 {
@@ -245,9 +245,7 @@ impl Runtime {
                 let bound = BoundColumns::bind_at(b, &table.idx, &table.features)?;
                 let batch = bound.batch()?;
                 let out = self.pool().with_session(|session| {
-                    session
-                        .predict_batch(&batch, RunOptions { threads })
-                        .cloned()
+                    session.predict_batch_owned(&batch, RunOptions { threads })
                 })?;
                 append_outputs(&mut acc, out)?;
             }

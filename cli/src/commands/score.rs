@@ -186,7 +186,7 @@ pub fn run(a: Args) -> Result<()> {
                 .with_context(|| format!("cannot bind the columns of {input_name}"))?;
             let view = bound.batch()?;
             let outputs = session
-                .predict_batch(&view, opts)
+                .predict_batch_owned(&view, opts)
                 .with_context(|| format!("model {} failed", a.model.display()))?;
             let arrays = output_arrays(&kind, meta, outputs)?;
             let mut columns: Vec<ArrayRef> = batch.columns().to_vec();

@@ -175,6 +175,19 @@ pub fn check_model(
                 .clone();
             assert_bit_identical(&got, &base, &format!("{kind}: strided, threads={threads}"));
         }
+        // Owned outputs (the session hands its buffers over and runs next into fresh ones),
+        // then a borrowed run again: bit-identical.
+        for threads in [1, 2] {
+            let owned = s
+                .predict_batch_owned(&strided, RunOptions { threads })
+                .unwrap();
+            assert_bit_identical(&owned, &base, &format!("{kind}: owned, threads={threads}"));
+        }
+        let again = s
+            .predict_batch(&batch, RunOptions { threads: 1 })
+            .unwrap()
+            .clone();
+        assert_bit_identical(&again, &base, &format!("{kind}: after owned runs"));
         // Single rows agree with the reference.
         for r in (0..n).step_by((n / 7).max(1)) {
             let out = if kind == "f64" {
