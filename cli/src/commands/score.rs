@@ -1,7 +1,9 @@
 //! `mle score`: stream a Parquet file through a model, batch by batch.
 //!
-//! A reader thread decodes the next batch while the main thread scores and encodes the
-//! current one; at most a few batches are in memory at any time, whatever the file's size.
+//! Three stages overlap, joined by bounded queues of one batch: a reader thread decodes the
+//! next batch, the main thread scores the current one (on `--threads` executor threads) and a
+//! writer thread encodes the one before. At most a few batches are in memory at any time,
+//! whatever the file's size.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -147,6 +149,7 @@ pub fn run(a: Args) -> Result<()> {
     let (pending, out) = PendingOutput::create(&a.output)?;
     let mut writer = ArrowWriter::try_new(out, out_schema.clone(), Some(props))
         .with_context(|| format!("cannot write Parquet to {}", a.output.display()))?;
+    let output_name = a.output.display().to_string();
 
     let reader = builder
         .with_batch_size(a.batch_size)
@@ -176,6 +179,21 @@ pub fn run(a: Args) -> Result<()> {
         }
     });
 
+    // The writer: encodes and writes each scored batch, then closes the file. It stops at
+    // its first error (the scorer then sees the queue closed and asks it why).
+    let (wtx, wrx) = sync_channel::<RecordBatch>(1);
+    let encoder = std::thread::spawn(move || -> Result<()> {
+        for b in wrx {
+            writer
+                .write(&b)
+                .with_context(|| format!("cannot write {output_name}"))?;
+        }
+        writer
+            .close()
+            .with_context(|| format!("cannot finish {output_name}"))?;
+        Ok(())
+    });
+
     let mut session = cached.sessions().take();
     let opts = RunOptions { threads: a.threads };
     let mut rows: u64 = 0;
@@ -200,20 +218,29 @@ pub fn run(a: Args) -> Result<()> {
             }
             let out_batch = RecordBatch::try_new(out_schema.clone(), columns)
                 .context("cannot assemble the output batch")?;
-            writer
-                .write(&out_batch)
-                .with_context(|| format!("cannot write {}", a.output.display()))?;
-            rows += batch.num_rows() as u64;
+            let n_rows = batch.num_rows() as u64;
+            if wtx.send(out_batch).is_err() {
+                // The writer stopped: its error is returned below.
+                break;
+            }
+            rows += n_rows;
             progress.set_position(rows);
         }
         Ok(())
     })();
-    // Dropping the receiver (end of loop or error) stops the decoder.
+    // Dropping the receiver (end of loop or error) stops the decoder; dropping the sender
+    // lets the writer finish the file.
     let _ = decoder.join();
+    drop(wtx);
+    let written = match encoder.join() {
+        Ok(r) => r,
+        Err(_) => Err(anyhow::anyhow!(
+            "the writer of {} panicked",
+            a.output.display()
+        )),
+    };
     result?;
-    writer
-        .close()
-        .with_context(|| format!("cannot finish {}", a.output.display()))?;
+    written?;
     pending.commit()?;
     progress.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
