@@ -528,8 +528,17 @@ pub(super) fn compile(
         _ => Vec::new(),
     };
 
+    // The same kernel over f64 inputs of an f64 model: thresholds as ranks.
+    let (fm_ranks, ranks, rank_offsets) = match &nodes {
+        Nodes::F64 { recs, .. } if !fm.is_empty() => rank_records(recs, &fm, n_features),
+        _ => (Vec::new(), Vec::new(), Vec::new()),
+    };
+
     Ok(TreeEnsemble {
         fm,
+        fm_ranks,
+        ranks,
+        rank_offsets,
         n_features,
         width: n_features.max(1),
         n_targets,
@@ -551,4 +560,52 @@ pub(super) fn compile(
         divisor,
         base,
     })
+}
+
+/// The records of the feature-major kernel for f64 inputs of an f64 model, and the ranks they
+/// compare with (see `TreeEnsemble::fm_ranks`): per feature, the distinct non-NaN thresholds
+/// `t'` of its internal records, ascending (`-0.0` and `+0.0` are one); a record's threshold
+/// becomes the key of its rank `i` in that list (a NaN threshold, leaves included, the key
+/// that sends every input right). An input `x` becomes `k(x)`, the number of its feature's
+/// thresholds below it: `x <= t_i` exactly when `k(x) <= i`, since the list is strictly
+/// increasing. Features and children are those of `fm` (the same nodes laid out as f32
+/// records: children are byte offsets of 16-byte records, features byte offsets).
+fn rank_records(
+    recs: &[Rec<f64>],
+    fm: &[Rec<f32>],
+    n_features: usize,
+) -> (Vec<Rec<f32>>, Vec<f64>, Vec<u32>) {
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); n_features];
+    for r in recs {
+        if !r.thr.is_nan() {
+            if let Some(v) = per.get_mut(r.feat as usize) {
+                v.push(r.thr);
+            }
+        }
+    }
+    let mut ranks = Vec::new();
+    let mut offsets = Vec::with_capacity(n_features + 1);
+    offsets.push(0u32);
+    for v in &mut per {
+        v.sort_by(f64::total_cmp);
+        v.dedup_by(|a, b| a == b);
+        ranks.extend_from_slice(v);
+        offsets.push(ranks.len() as u32);
+    }
+    let ranked = recs
+        .iter()
+        .zip(fm)
+        .map(|(r, f)| {
+            let key = match per.get(r.feat as usize) {
+                Some(list) if !r.thr.is_nan() => list.partition_point(|&b| b < r.thr) as u32,
+                _ => i32::MIN as u32,
+            };
+            Rec {
+                thr: f32::from_bits(key),
+                feat: f.feat,
+                child: f.child,
+            }
+        })
+        .collect();
+    (ranked, ranks, offsets)
 }

@@ -776,17 +776,70 @@ fn gather_fm(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut
     nan
 }
 
-/// The block kernel over `n` (>= 8, <= [`SUPER_ROWS`]) rows gathered feature-major into `x`,
-/// with the records of `ens.fm`: every tree in turn walks all the rows, eight at a time by
-/// [`walk8`].
+/// Copies rows `row0..row0 + n` of the feature columns into `dst` feature-major
+/// (`dst[f * FM_ROWS + r]`) as the ranks of `TreeEnsemble::fm_ranks`: the number of the
+/// feature's thresholds below the value (in f64; an f32 value widens exactly), `i32::MAX`
+/// for NaN; returns whether any copied value is NaN.
 #[cfg(target_arch = "x86_64")]
-fn block_walk_fm(ens: &TreeEnsemble, x: &[u32], n: usize, out: &mut [f64]) {
+fn gather_ranks(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut [u32]) -> bool {
+    #[inline(always)]
+    fn rank(list: &[f64], v: f64, nan: &mut bool) -> u32 {
+        if v.is_nan() {
+            *nan = true;
+            i32::MAX as u32
+        } else {
+            list.partition_point(|&b| b < v) as u32
+        }
+    }
+    let mut nan = false;
+    for (j, (col, d)) in x
+        .columns()
+        .iter()
+        .take(ens.n_features)
+        .zip(dst.chunks_exact_mut(FM_ROWS))
+        .enumerate()
+    {
+        let list = &ens.ranks[ens.rank_offsets[j] as usize..ens.rank_offsets[j + 1] as usize];
+        let (off, st) = (col.offset + row0 * col.stride, col.stride);
+        let d = &mut d[..n];
+        match col.data {
+            ColumnData::F64(v) if st == 1 => {
+                for (o, &v) in d.iter_mut().zip(&v[off..off + n]) {
+                    *o = rank(list, v, &mut nan);
+                }
+            }
+            ColumnData::F64(v) => {
+                for (r, o) in d.iter_mut().enumerate() {
+                    *o = rank(list, v[off + r * st], &mut nan);
+                }
+            }
+            ColumnData::F32(v) => {
+                for (r, o) in d.iter_mut().enumerate() {
+                    *o = rank(list, v[off + r * st] as f64, &mut nan);
+                }
+            }
+            // Never reached (see `gather`).
+            ColumnData::Str(_) | ColumnData::Dict(_) => {
+                nan = true;
+                d.fill(i32::MAX as u32);
+            }
+        }
+    }
+    nan
+}
+
+/// The block kernel over `n` (>= 8, <= [`SUPER_ROWS`]) rows gathered feature-major into `x`,
+/// with the feature-major records `fm` (`ens.fm` over keys, `ens.fm_ranks` over ranks):
+/// every tree in turn walks all the rows, eight at a time by [`walk8`].
+#[cfg(target_arch = "x86_64")]
+fn block_walk_fm(ens: &TreeEnsemble, fm: &[Rec<f32>], x: &[u32], n: usize, out: &mut [f64]) {
     const SIZE: usize = std::mem::size_of::<Rec<f32>>();
     let nt = ens.n_targets;
     let out = &mut out[..n * nt];
     out.fill(0.0);
     assert!(n <= SUPER_ROWS && x.len() >= ens.n_features * FM_ROWS);
-    let recs = ens.fm.as_ptr().cast::<u8>();
+    assert!(fm.len() == ens.n_laid_out_nodes());
+    let recs = fm.as_ptr().cast::<u8>();
     // Leaf reached by each row (the rows rounded up to eight lanes).
     let mut idx = [0u32; SUPER_ROWS];
     let lanes = &mut idx[..n.div_ceil(8) * 8];
@@ -796,8 +849,10 @@ fn block_walk_fm(ens: &TreeEnsemble, x: &[u32], n: usize, out: &mut [f64]) {
         let root = ens.roots[k] * SIZE as u32;
         for (c, l8) in lanes.chunks_exact_mut(8).enumerate() {
             let mut walk = [root; 8];
-            // SAFETY: the root is a record's offset; `fm` holds feature offsets
-            // `f * FM_STRIDE` with f < n_features (compile), and lane l reads
+            // SAFETY: the root is a record's offset; `fm` is `ens.fm` or `ens.fm_ranks` (the
+            // callers), laid out by compile like `ens.nodes` (same roots, children as byte
+            // offsets of its records, leaves' key i32::MIN; length asserted above) with
+            // feature offsets `f * FM_STRIDE`, f < n_features, and lane l reads
             // x[f * FM_ROWS + 8c + l] with 8c + l < SUPER_ROWS (SUPER_ROWS is a multiple of
             // 8), inside `x` (asserted above). Padding lanes read stale rows of the scratch
             // and are not used.
@@ -865,7 +920,20 @@ pub(super) fn predict_batch(
             }
             let nan = gather_fm(ens, x, r0, n, &mut scratch.keys);
             if !(ens.any_dl && nan) {
-                block_walk_fm(ens, &scratch.keys, n, o);
+                block_walk_fm(ens, &ens.fm, &scratch.keys, n, o);
+                r0 += n;
+                continue;
+            }
+        }
+        // The same kernel over ranks, for an f64 model whose inputs are not all f32.
+        #[cfg(target_arch = "x86_64")]
+        if recs32.is_none() && !ens.fm_ranks.is_empty() && n >= 8 {
+            if scratch.keys.len() < FM_ROWS * w {
+                scratch.keys.resize(FM_ROWS * w, 0);
+            }
+            let nan = gather_ranks(ens, x, r0, n, &mut scratch.keys);
+            if !(ens.any_dl && nan) {
+                block_walk_fm(ens, &ens.fm_ranks, &scratch.keys, n, o);
                 r0 += n;
                 continue;
             }

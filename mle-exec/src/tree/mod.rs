@@ -178,6 +178,16 @@ pub struct TreeEnsemble {
     /// threshold by its integer key (`kernel::threshold_key`, bits kept in the f32 field), for
     /// the x86-64 batch kernel (`kernel::walk8`); empty where that kernel does not run.
     pub(crate) fm: Vec<Rec<f32>>,
+    /// The f64 records (of `Nodes::F64`) for the same kernel over inputs that are not all
+    /// f32: each threshold replaced by its rank among its feature's distinct thresholds
+    /// (`ranks`), and each input by the number of its feature's thresholds below it
+    /// (`kernel::gather_ranks`), so that the integer compare decides exactly as the f64 one;
+    /// empty where that kernel does not run.
+    pub(crate) fm_ranks: Vec<Rec<f32>>,
+    /// Per feature `f`, its distinct `x <= t'` thresholds in ascending order:
+    /// `ranks[rank_offsets[f]..rank_offsets[f + 1]]`.
+    pub(crate) ranks: Vec<f64>,
+    pub(crate) rank_offsets: Vec<u32>,
     /// Some node sends NaN left (fast kernels pick the variant without the NaN test otherwise).
     pub(crate) any_dl: bool,
     /// Per laid-out node: a NaN input goes left (fast kernels, blocks with a NaN).

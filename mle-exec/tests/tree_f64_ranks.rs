@@ -1,0 +1,198 @@
+//! The feature-major kernel over f64 inputs of an f64-precision ensemble (thresholds and
+//! inputs as ranks, `TreeEnsemble::fm_ranks`) against the reference interpreter, bit for bit:
+//! hundreds of thresholds per feature of every kind (f32 values, f64 values between two f32s,
+//! sklearn-style midpoints, ±0, subnormals, ±f32::MAX and beyond, ±∞), inputs equal to each
+//! threshold and one ulp (f64 and f32) either side, `<` and `<=`, NaN with and without a node
+//! that sends it left, f64 columns and a mix of f32 and f64 columns, in blocks of every size.
+
+mod tree_util;
+
+use mle_exec::{Batch, Column, ColumnData};
+use tree_util::*;
+
+fn up64(v: f64) -> f64 {
+    if v.is_nan() || v == f64::INFINITY {
+        v
+    } else if v == 0.0 {
+        f64::from_bits(1)
+    } else if v > 0.0 {
+        f64::from_bits(v.to_bits() + 1)
+    } else {
+        f64::from_bits(v.to_bits() - 1)
+    }
+}
+
+fn down64(v: f64) -> f64 {
+    -up64(-v)
+}
+
+fn up32(v: f32) -> f32 {
+    if v.is_nan() || v == f32::INFINITY {
+        v
+    } else if v == 0.0 {
+        f32::from_bits(1)
+    } else if v > 0.0 {
+        f32::from_bits(v.to_bits() + 1)
+    } else {
+        f32::from_bits(v.to_bits() - 1)
+    }
+}
+
+fn thresholds(rng: &mut Rng, n: usize) -> Vec<f64> {
+    let mut t = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.1,
+        f32::from_bits(1) as f64,
+        -(f32::from_bits(1) as f64),
+        f32::MIN_POSITIVE as f64,
+        f32::MAX as f64,
+        -(f32::MAX as f64),
+        f32::MAX as f64 * 2.0,
+        f64::MAX,
+        f64::MIN,
+        f64::from_bits(1),
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    while t.len() < n {
+        let mag = 10f64.powf(rng.unit() * 60.0 - 30.0);
+        let v = if rng.chance(0.5) { mag } else { -mag };
+        let a = v as f32;
+        t.push(match rng.below(4) {
+            0 => v,
+            1 => a as f64,
+            2 => (a as f64 + up32(a) as f64) / 2.0,
+            _ => up64(a as f64),
+        });
+    }
+    t
+}
+
+/// Inputs around `t`: itself, one f64 ulp either side, its f32 rounding and that value's f32
+/// neighbours.
+fn around(t: f64) -> Vec<f64> {
+    let a = t as f32;
+    vec![
+        t,
+        up64(t),
+        down64(t),
+        a as f64,
+        up32(a) as f64,
+        -(up32(-a) as f64),
+    ]
+}
+
+/// One stump per threshold on each of `n_features` features, leaves distinct.
+fn ensemble(cmp: &str, flags: u8, thr: &[Vec<f64>]) -> Spec {
+    let mut s = spec(cmp, "f64");
+    let mut k = 0.0;
+    for (f, list) in thr.iter().enumerate() {
+        for &t in list {
+            k += 1.0;
+            s.stump(f as i32, t, flags, k / 1024.0, -k / 512.0);
+        }
+    }
+    s
+}
+
+fn check(spec: &Spec, rows: &[Vec<f64>], f32_first: bool, what: &str) {
+    let nf = rows[0].len();
+    let ens = spec.compile(nf).unwrap();
+    assert_eq!(ens.kernel_name(), "fast-f64", "{what}");
+    let reference = spec.reference();
+    let cols: Vec<Vec<f64>> = (0..nf)
+        .map(|j| rows.iter().map(|r| r[j]).collect())
+        .collect();
+    let col0_32: Vec<f32> = cols[0].iter().map(|&v| v as f32).collect();
+    let mut columns: Vec<Column<'_>> = cols
+        .iter()
+        .map(|c| Column {
+            data: ColumnData::F64(c),
+            offset: 0,
+            stride: 1,
+        })
+        .collect();
+    if f32_first {
+        columns[0].data = ColumnData::F32(&col0_32);
+    }
+    let batch = Batch::from_strided(columns, rows.len()).unwrap();
+    let mut s = ens.scratch();
+    // Ranges of every size around the blocks (8 rows, 512 rows) and not starting at 0.
+    for (start, n) in [
+        (0, rows.len()),
+        (3, 8),
+        (5, 7),
+        (1, 513),
+        (17, rows.len() - 17),
+    ] {
+        let mut out = vec![f64::NAN; n];
+        ens.predict_batch(&batch, start..start + n, &mut out, &mut s);
+        for (i, o) in out.iter().enumerate() {
+            let mut x = rows[start + i].clone();
+            if f32_first {
+                x[0] = x[0] as f32 as f64;
+            }
+            let want = reference.row(&x);
+            assert_same(
+                std::slice::from_ref(o),
+                &want,
+                &format!("{what}: row {} = {x:?}", start + i),
+            );
+        }
+    }
+}
+
+#[test]
+fn f64_inputs_on_ranks_equal_the_f64_comparison() {
+    let mut rng = Rng(0x5eedf64);
+    let nf = 3;
+    let thr: Vec<Vec<f64>> = (0..nf).map(|_| thresholds(&mut rng, 300)).collect();
+    // Rows: every input around every threshold of its feature, the other features drawn from
+    // their own inputs; a few NaN in the variants that allow them.
+    let pools: Vec<Vec<f64>> = thr
+        .iter()
+        .map(|l| l.iter().flat_map(|&t| around(t)).collect())
+        .collect();
+    let n_rows = pools.iter().map(Vec::len).max().unwrap();
+    let rows = |nan: bool, rng: &mut Rng| -> Vec<Vec<f64>> {
+        (0..n_rows)
+            .map(|r| {
+                (0..nf)
+                    .map(|j| {
+                        if nan && rng.chance(0.02) {
+                            f64::NAN
+                        } else if r < pools[j].len() {
+                            pools[j][r]
+                        } else {
+                            pools[j][rng.below(pools[j].len())]
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let plain = rows(false, &mut rng);
+    let with_nan = rows(true, &mut rng);
+    for cmp in ["lt", "le"] {
+        // NaN goes right (no node sends it left): blocks with a NaN stay on the ranks.
+        let s = ensemble(cmp, 0, &thr);
+        check(&s, &plain, false, &format!("{cmp}, f64 columns"));
+        check(
+            &s,
+            &with_nan,
+            false,
+            &format!("{cmp}, f64 columns with NaN"),
+        );
+        check(&s, &plain, true, &format!("{cmp}, f32 and f64 columns"));
+        // LightGBM's NaN-is-zero (folded into the default direction).
+        let s = ensemble(cmp, NAN_ZERO, &thr);
+        check(&s, &with_nan, false, &format!("{cmp}, NaN is zero"));
+        // Nodes that send NaN left: blocks without NaN on the ranks, the others not.
+        let s = ensemble(cmp, DL, &thr);
+        check(&s, &plain, false, &format!("{cmp}, NaN left, no NaN"));
+        check(&s, &with_nan, false, &format!("{cmp}, NaN left, with NaN"));
+    }
+}
