@@ -68,13 +68,17 @@ MODELS = {
     "xgb_mc": ("XGBoost 10-class, 100 rounds, depth 6", "mc"),
     "lgb_31": ("LightGBM 100 rounds, 31 leaves", "bin"),
     "lgb_255": ("LightGBM 500 rounds, 255 leaves", "bin"),
+    "lgb_127": ("LightGBM 200 rounds, 127 leaves", "bin"),
+    "xgb_lg": ("XGBoost 200 rounds, lossguide, 127 leaves", "bin"),
     "hgb": ("HistGradientBoosting 100 iter, 31 leaves", "bin"),
     "logreg": ("LogisticRegression", "bin"),
     "mlp": ("PyTorch MLP 28-256-256-2", "bin"),
 }
-TREE_MODELS = {"rf", "xgb_d6", "xgb_d8", "xgb_mc", "lgb_31", "lgb_255", "hgb"}
+TREE_MODELS = {"rf", "xgb_d6", "xgb_d8", "xgb_mc", "lgb_31", "lgb_255", "lgb_127", "xgb_lg", "hgb"}
 PEERS = ["framework", "onnxruntime", "tl2cgen", "lleaves"]
-COLUMNS = ["ours", "ours_cli"] + PEERS
+#: ``ours`` takes the float32 batch, ``ours_f64`` the same values as float64 (Parquet's usual
+#: column type).
+COLUMNS = ["ours", "ours_f64", "ours_cli"] + PEERS
 
 
 def log(*a) -> None:
@@ -133,6 +137,11 @@ def train(key: str, X: np.ndarray, y: np.ndarray, nt: int = 2):
     if key.startswith("xgb"):
         import xgboost as xgb
 
+        if key == "xgb_lg":
+            return xgb.XGBClassifier(
+                n_estimators=200, grow_policy="lossguide", max_leaves=127, max_depth=0,
+                tree_method="hist", n_jobs=nt, random_state=SEED,
+            ).fit(X, y)
         n, d = {"xgb_d6": (100, 6), "xgb_d8": (500, 8), "xgb_mc": (100, 6)}[key]
         return xgb.XGBClassifier(
             n_estimators=n, max_depth=d, tree_method="hist", n_jobs=nt, random_state=SEED
@@ -140,7 +149,7 @@ def train(key: str, X: np.ndarray, y: np.ndarray, nt: int = 2):
     if key.startswith("lgb"):
         import lightgbm as lgb
 
-        n, leaves = {"lgb_31": (100, 31), "lgb_255": (500, 255)}[key]
+        n, leaves = {"lgb_31": (100, 31), "lgb_255": (500, 255), "lgb_127": (200, 127)}[key]
         return lgb.LGBMClassifier(
             n_estimators=n, num_leaves=leaves, n_jobs=nt, random_state=SEED, verbose=-1
         ).fit(X, y)
@@ -241,6 +250,17 @@ def ours_runtime(key, model, X, workdir) -> Runtime:
         return lambda x: rt.predict_proba(x, threads=t)
 
     return Runtime("ours", np.float32, fn)
+
+
+def ours_f64_runtime(key, workdir) -> Runtime:
+    """The model ``ours_runtime`` exported, given float64 batches."""
+    import mle_runtime as mle
+
+    rt = mle.load_model(str(workdir / f"{key}.mle"))
+    if key == "mlp":
+        return Runtime("ours_f64", np.float64, lambda t: lambda x: rt.predict(x, threads=t),
+                       proba=lambda o: np.asarray(o, np.float64))
+    return Runtime("ours_f64", np.float64, lambda t: lambda x: rt.predict_proba(x, threads=t))
 
 
 def framework_runtime(key, model) -> Runtime:
@@ -600,6 +620,7 @@ def bench_model(key, args, data, workdir, cli, results, checks, notes):
     rts = []
     builders = [
         ("ours", lambda: ours_runtime(key, model, X, workdir)),
+        ("ours_f64", lambda: ours_f64_runtime(key, workdir)),
         ("framework", lambda: framework_runtime(key, model)),
         ("onnxruntime", lambda: ort_runtime(key, model, mcache)),
     ]
@@ -608,7 +629,7 @@ def bench_model(key, args, data, workdir, cli, results, checks, notes):
     if key.startswith("lgb"):
         builders.append(("lleaves", lambda: lleaves_runtime(key, model, mcache)))
     for name, b in builders:
-        if args.train_only and name == "ours":
+        if args.train_only and name in ("ours", "ours_f64"):
             continue
         if name not in ("ours", "framework") and name not in args.runtimes:
             continue
@@ -640,6 +661,11 @@ def bench_model(key, args, data, workdir, cli, results, checks, notes):
     rts = [r for r in rts if r.name in args.runtimes]
     for r in rts:  # and the peers, for reference
         if r.name in ("ours", "framework"):
+            continue
+        if r.name == "ours_f64":  # the same model: bit for bit what it gives on float32
+            with thread_limits(2):
+                p64 = r.proba(r.fn(2)(xs[np.float64]))
+            chk["ours_f64_differs_from_f32"] = int(np.sum(p64 != po))
             continue
         with thread_limits(2):
             pr = r.proba(r.fn(2)(xs[r.dtype][:100_000]))
@@ -833,9 +859,9 @@ def report(args, results, checks, notes, started, load_before, load_after, cli) 
         "Throughput in rows/s (batch 1: 1 / median latency). `ratio` = ours (Python) / fastest "
         "peer; above 1 we are ahead.",
         "",
-        "| model | batch | thr | ours (Py) | ours (Rust CLI) | framework | onnxruntime | tl2cgen "
-        "| lleaves | fastest peer | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| model | batch | thr | ours (Py) | ours f64 (Py) | ours (Rust CLI) | framework "
+        "| onnxruntime | tl2cgen | lleaves | fastest peer | ratio | ratio f64 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for key in args.models:
         for t in args.threads:
@@ -846,12 +872,17 @@ def report(args, results, checks, notes, started, load_before, load_after, cli) 
                 peers = {c: row[c]["rate"] for c in PEERS if row[c]}
                 best = max(peers, key=peers.get) if peers else None
                 ratio = row["ours"]["rate"] / peers[best] if best else float("nan")
+                r64 = (row["ours_f64"]["rate"] / peers[best] if best and row["ours_f64"]
+                       else float("nan"))
                 cells = [fmt_rate(row[c]["rate"]) if row[c] else "—" for c in COLUMNS]
+
+                def bold(r):
+                    return f"**{r:.2f}**" if r >= 1 else f"{r:.2f}"
+
                 lines.append(
                     f"| {MODELS[key][0]} | {b:,} | {t} | "
                     + " | ".join(cells)
-                    + f" | {best or '—'} | {'**' if ratio >= 1 else ''}{ratio:.2f}"
-                    f"{'**' if ratio >= 1 else ''} |"
+                    + f" | {best or '—'} | {bold(ratio)} | {bold(r64)} |"
                 )
     lines += [
         "",
@@ -859,9 +890,9 @@ def report(args, results, checks, notes, started, load_before, load_after, cli) 
         "conversion included; Rust CLI: `Session::predict_row`). `ratio` = fastest peer's "
         "median / ours (Python).",
         "",
-        "| model | ours (Py) | ours (Rust CLI) | framework | onnxruntime | tl2cgen | lleaves "
-        "| ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | ours (Py) | ours f64 (Py) | ours (Rust CLI) | framework | onnxruntime "
+        "| tl2cgen | lleaves | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key in args.models:
         row = {c: by.get((key, 1, 1, c)) for c in COLUMNS}
@@ -963,7 +994,7 @@ def main() -> None:
     for m in args.models:
         if m not in MODELS:
             ap.error(f"unknown model {m!r} (known: {', '.join(MODELS)})")
-    args.runtimes = {"ours"} | {r for r in args.runtimes.split(",") if r}
+    args.runtimes = {"ours", "ours_f64"} | {r for r in args.runtimes.split(",") if r}
     for r in args.runtimes - {"ours", *PEERS}:
         ap.error(f"unknown runtime {r!r} (known: ours, {', '.join(PEERS)})")
     args.batches = [int(b) for b in args.batches.split(",")]
