@@ -56,6 +56,13 @@
 //! above is bound by instruction issue (about 10 instructions a step, the lane state loaded
 //! and stored each time); this one by the latency of eight chains.
 //!
+//! Models of `f64` precision given inputs that are not all f32 (f64 Parquet or NumPy columns)
+//! run the same kernel over *ranks*: at compile time each feature's distinct thresholds are
+//! sorted, a record's threshold becomes its rank `i` in that list (`fm_ranks`), and the gather
+//! replaces each input by the number of its feature's thresholds below it (a binary search in
+//! f64, NaN as the key above everything). `x <= t_i` exactly when that count is `<= i`, so the
+//! integer compare decides every split as the f64 one does, with no tie left to resolve.
+//!
 //! The batch kernel gathers a super-block of rows into a dense row-major scratch block (in the
 //! input precision), then for each cache-sized group of trees walks blocks of 64 rows through
 //! one tree at a time, keeping the 64 rows' node indices in a small array (64 independent
