@@ -782,57 +782,13 @@ fn gather_fm(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut
 /// for NaN; returns whether any copied value is NaN.
 #[cfg(target_arch = "x86_64")]
 fn gather_ranks(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut [u32]) -> bool {
-    /// The ranks of eight values in `list` (ascending, not empty), searched in lockstep: the
-    /// halvings depend on the length only, so the eight searches are independent chains of
-    /// loads and conditional moves that the CPU overlaps. Each result is the number of
-    /// elements below the value (`i32::MAX` for NaN).
     #[inline(always)]
-    fn rank8(list: &[f64], v: &[f64; 8], nan: &mut bool) -> [u32; 8] {
-        let mut base = [0usize; 8];
-        let mut len = list.len();
-        while len > 1 {
-            let half = len / 2;
-            for (b, &x) in base.iter_mut().zip(v) {
-                // base + len <= list.len(), so base + half - 1 is in range.
-                let below = list.get(*b + half - 1).is_some_and(|&t| t < x);
-                *b += if below { half } else { 0 };
-            }
-            len -= half;
-        }
-        let mut out = [0u32; 8];
-        for ((o, &b), &x) in out.iter_mut().zip(&base).zip(v) {
-            *o = if x.is_nan() {
-                *nan = true;
-                i32::MAX as u32
-            } else {
-                (b + usize::from(list.get(b).is_some_and(|&t| t < x))) as u32
-            };
-        }
-        out
-    }
-    #[inline(always)]
-    fn ranks(list: &[f64], d: &mut [u32], get: impl Fn(usize) -> f64, nan: &mut bool) {
-        if list.is_empty() {
-            for (r, o) in d.iter_mut().enumerate() {
-                let v = get(r);
-                *nan |= v.is_nan();
-                *o = if v.is_nan() { i32::MAX as u32 } else { 0 };
-            }
-            return;
-        }
-        let mut chunks = d.chunks_exact_mut(8);
-        let mut r0 = 0;
-        for c in &mut chunks {
-            let v: [f64; 8] = std::array::from_fn(|l| get(r0 + l));
-            c.copy_from_slice(&rank8(list, &v, nan));
-            r0 += 8;
-        }
-        let rest = chunks.into_remainder();
-        if !rest.is_empty() {
-            let v: [f64; 8] =
-                std::array::from_fn(|l| if l < rest.len() { get(r0 + l) } else { 0.0 });
-            let k = rank8(list, &v, nan);
-            rest.copy_from_slice(&k[..rest.len()]);
+    fn rank(list: &[f64], v: f64, nan: &mut bool) -> u32 {
+        if v.is_nan() {
+            *nan = true;
+            i32::MAX as u32
+        } else {
+            list.partition_point(|&b| b < v) as u32
         }
     }
     let mut nan = false;
@@ -848,11 +804,20 @@ fn gather_ranks(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &
         let d = &mut d[..n];
         match col.data {
             ColumnData::F64(v) if st == 1 => {
-                let v = &v[off..off + n];
-                ranks(list, d, |r| v[r], &mut nan);
+                for (o, &v) in d.iter_mut().zip(&v[off..off + n]) {
+                    *o = rank(list, v, &mut nan);
+                }
             }
-            ColumnData::F64(v) => ranks(list, d, |r| v[off + r * st], &mut nan),
-            ColumnData::F32(v) => ranks(list, d, |r| v[off + r * st] as f64, &mut nan),
+            ColumnData::F64(v) => {
+                for (r, o) in d.iter_mut().enumerate() {
+                    *o = rank(list, v[off + r * st], &mut nan);
+                }
+            }
+            ColumnData::F32(v) => {
+                for (r, o) in d.iter_mut().enumerate() {
+                    *o = rank(list, v[off + r * st] as f64, &mut nan);
+                }
+            }
             // Never reached (see `gather`).
             ColumnData::Str(_) | ColumnData::Dict(_) => {
                 nan = true;
