@@ -995,7 +995,7 @@ def main() -> None:
         if m not in MODELS:
             ap.error(f"unknown model {m!r} (known: {', '.join(MODELS)})")
     args.runtimes = {"ours", "ours_f64"} | {r for r in args.runtimes.split(",") if r}
-    for r in args.runtimes - {"ours", *PEERS}:
+    for r in args.runtimes - {"ours", "ours_f64", *PEERS}:
         ap.error(f"unknown runtime {r!r} (known: ours, {', '.join(PEERS)})")
     args.batches = [int(b) for b in args.batches.split(",")]
     args.threads = [int(t) for t in args.threads.split(",")]
