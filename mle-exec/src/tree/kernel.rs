@@ -912,30 +912,29 @@ pub(super) fn predict_batch(
     for o in out.chunks_mut(SUPER_ROWS * nt) {
         let n = o.len() / nt;
         // The feature-major kernel, for blocks of 8 rows or more without a NaN that some
-        // node would send left.
+        // node would send left: over f32 keys where the f32 records run, else over ranks
+        // (an f64 model whose inputs are not all f32; `fm_ranks` is empty otherwise).
         #[cfg(target_arch = "x86_64")]
-        if recs32.is_some() && !ens.fm.is_empty() && n >= 8 {
-            if scratch.keys.len() < FM_ROWS * w {
-                scratch.keys.resize(FM_ROWS * w, 0);
-            }
-            let nan = gather_fm(ens, x, r0, n, &mut scratch.keys);
-            if !(ens.any_dl && nan) {
-                block_walk_fm(ens, &ens.fm, &scratch.keys, n, o);
-                r0 += n;
-                continue;
-            }
-        }
-        // The same kernel over ranks, for an f64 model whose inputs are not all f32.
-        #[cfg(target_arch = "x86_64")]
-        if recs32.is_none() && !ens.fm_ranks.is_empty() && n >= 8 {
-            if scratch.keys.len() < FM_ROWS * w {
-                scratch.keys.resize(FM_ROWS * w, 0);
-            }
-            let nan = gather_ranks(ens, x, r0, n, &mut scratch.keys);
-            if !(ens.any_dl && nan) {
-                block_walk_fm(ens, &ens.fm_ranks, &scratch.keys, n, o);
-                r0 += n;
-                continue;
+        if n >= 8 {
+            let fm = if recs32.is_some() {
+                &ens.fm
+            } else {
+                &ens.fm_ranks
+            };
+            if !fm.is_empty() {
+                if scratch.keys.len() < FM_ROWS * w {
+                    scratch.keys.resize(FM_ROWS * w, 0);
+                }
+                let nan = if recs32.is_some() {
+                    gather_fm(ens, x, r0, n, &mut scratch.keys)
+                } else {
+                    gather_ranks(ens, x, r0, n, &mut scratch.keys)
+                };
+                if !(ens.any_dl && nan) {
+                    block_walk_fm(ens, fm, &scratch.keys, n, o);
+                    r0 += n;
+                    continue;
+                }
             }
         }
         if let Some(recs) = recs32 {

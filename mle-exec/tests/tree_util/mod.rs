@@ -150,3 +150,93 @@ pub fn predict_all_f32(ens: &TreeEnsemble, rows: &[Vec<f32>]) -> Vec<Vec<f64>> {
     }
     by_row
 }
+
+/// The next f32 above `v` (NaN and +∞ unchanged).
+pub fn next_up32(v: f32) -> f32 {
+    if v.is_nan() || v == f32::INFINITY {
+        v
+    } else if v == 0.0 {
+        f32::from_bits(1)
+    } else if v > 0.0 {
+        f32::from_bits(v.to_bits() + 1)
+    } else {
+        f32::from_bits(v.to_bits() - 1)
+    }
+}
+
+/// The next f32 below `v`.
+pub fn next_down32(v: f32) -> f32 {
+    -next_up32(-v)
+}
+
+/// The next f64 above `v` (NaN and +∞ unchanged).
+pub fn next_up64(v: f64) -> f64 {
+    if v.is_nan() || v == f64::INFINITY {
+        v
+    } else if v == 0.0 {
+        f64::from_bits(1)
+    } else if v > 0.0 {
+        f64::from_bits(v.to_bits() + 1)
+    } else {
+        f64::from_bits(v.to_bits() - 1)
+    }
+}
+
+/// The next f64 below `v`.
+pub fn next_down64(v: f64) -> f64 {
+    -next_up64(-v)
+}
+
+/// Thresholds of every kind, plus `n` random ones across magnitudes.
+pub fn thresholds(n: usize) -> Vec<f64> {
+    let mut base: Vec<f64> = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        0.1,
+        -0.1,
+        1e-46,
+        -1e-46,
+        1.0e-45,
+        f32::from_bits(1) as f64,
+        f32::MIN_POSITIVE as f64,
+        f32::MAX as f64,
+        -(f32::MAX as f64),
+        1e39,
+        -1e39,
+        1e300,
+        -1e300,
+        f64::MAX,
+        f64::MIN,
+        f64::MIN_POSITIVE,
+        f64::from_bits(1),
+        -f64::from_bits(1),
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        16777217.0,
+        -16777217.0,
+    ];
+    // f32::MAX plus half an ulp: the rounding boundary to infinity.
+    base.push(f32::MAX as f64 + 2f64.powi(103));
+    base.push(f32::MAX as f64 + 2f64.powi(103) - 2f64.powi(80));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..n {
+        let mag = 10f64.powf(rng.unit() * 80.0 - 40.0);
+        let v = if rng.chance(0.5) { mag } else { -mag };
+        base.push(v);
+        base.push(v as f32 as f64);
+        let a = v as f32;
+        base.push((a as f64 + next_up32(a) as f64) / 2.0); // sklearn-style midpoint
+        base.push(next_up64(a as f64));
+        base.push(next_down64(a as f64));
+    }
+    let mut all = Vec::new();
+    for t in base {
+        all.push(t);
+        all.push(next_up64(t));
+        all.push(next_down64(t));
+    }
+    all
+}

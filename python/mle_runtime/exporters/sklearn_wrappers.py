@@ -141,7 +141,7 @@ def _ttr(est, g, member) -> dict:
     if g.width(pred) != 0 or getattr(est, "_training_dim", 1) != 1:
         raise _refuse(est, "only a one-dimensional target is supported")
     if est.transformer is not None:
-        from .sklearn import _known_name
+        from .sklearn import _known_name, _scaler
 
         tr = est.transformer_
         if _known_name(tr) != "StandardScaler":
@@ -153,8 +153,7 @@ def _ttr(est, g, member) -> dict:
         mean = np.asarray(mean, dtype=np.float64).reshape(1)
         scale = np.asarray(scale, dtype=np.float64).reshape(1)
         # inverse_transform as scikit-learn computes it: x·scale + mean
-        v = g.node("Affine", _column(g, pred), "f64", 1, offset=g.tensor("offset", np.zeros(1)),
-                   scale=g.tensor("scale", scale), bias=g.tensor("bias", mean))
+        v = _scaler(g, _column(g, pred), np.zeros(1), scale=scale, bias=mean)
         return {"prediction": g.node("Reshape", v, "f64", 0, shape=[-1])}
     func, inv = est.func, est.inverse_func
     if func is None and inv is None:
