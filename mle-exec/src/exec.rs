@@ -350,10 +350,21 @@ fn copy_strided<S: Copy, T>(dst: &mut [T], src: &[S], stride: usize, n: usize, f
 pub(crate) fn run_chunk(plan: &Plan, w: &mut Worker, src: &Source<'_, '_>, n: usize) {
     w.ensure(plan, n);
     let mem = Mem::new(&mut w.arena, n);
-    gather_x(plan, &mem, src, n);
-    for step in &plan.steps {
+    let direct = if plan.direct_x {
+        direct_rows(src, plan.n_features)
+    } else {
+        None
+    };
+    if direct.is_none() {
+        gather_x(plan, &mem, src, n);
+    }
+    for (i, step) in plan.steps.iter().enumerate() {
         #[cfg(debug_assertions)]
         mem.assert_disjoint(plan, step);
+        if let (0, Some(rows)) = (i, direct) {
+            dense_step_rows(plan, &mem, step, rows, n);
+            continue;
+        }
         match &step.kernel {
             Kernel::Tree {
                 ens,
@@ -375,6 +386,50 @@ pub(crate) fn run_chunk(plan: &Plan, w: &mut Worker, src: &Source<'_, '_>, n: us
             }
             kernel => run_step(plan, &mem, step, kernel, n),
         }
+    }
+}
+
+/// A chunk's input rows as one row-major numeric matrix, borrowed where they lie.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+/// The rows of `src` as one row-major matrix (from the chunk's first row), when they are one.
+fn direct_rows<'s>(src: &Source<'s, '_>, f: usize) -> Option<Rows<'s>> {
+    match *src {
+        Source::Batch(b, row0) => match row_major(b)? {
+            ColumnData::F32(d) => d.get(row0 * f..).map(Rows::F32),
+            ColumnData::F64(d) => d.get(row0 * f..).map(Rows::F64),
+            ColumnData::Str(_) | ColumnData::Dict(_) => None,
+        },
+        Source::RowF32(r) => Some(Rows::F32(r)),
+        Source::RowF64(r) => Some(Rows::F64(r)),
+    }
+}
+
+/// The plan's first step, a Dense layer (`Plan::direct_x`), over row-major input rows.
+fn dense_step_rows(plan: &Plan, mem: &Mem<'_>, step: &Step, rows: Rows<'_>, n: usize) {
+    match &step.kernel {
+        Kernel::DenseF32(d) => {
+            // SAFETY: the only view of the arena while it is live (X is not read).
+            let y = unsafe { mem.output::<f32>(plan, step.output) };
+            match rows {
+                Rows::F32(s) => k::dense_rows(d, s, y, n, |v| v),
+                Rows::F64(s) => k::dense_rows(d, s, y, n, |v| v as f32),
+            }
+        }
+        Kernel::DenseF64(d) => {
+            // SAFETY: as above.
+            let y = unsafe { mem.output::<f64>(plan, step.output) };
+            match rows {
+                Rows::F32(s) => k::dense_rows_f64_from_f32(d, s, y, n),
+                Rows::F64(s) => k::dense_rows_f64(d, s, y, n),
+            }
+        }
+        // `Plan::direct_x` holds for a Dense first step only.
+        _ => unreachable!("direct_x on a step that is not Dense"),
     }
 }
 

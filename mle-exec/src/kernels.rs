@@ -8,9 +8,6 @@ use crate::real::Real;
 /// Below this many rows the dense kernel uses its own dot-product loops (no packing, no
 /// allocation) instead of the blocked GEMM.
 const GEMM_MIN_ROWS: usize = 8;
-/// Dense layers with at most this many outputs (linear models, output layers) skip the blocked
-/// GEMM, whose micro-kernel tiles would be mostly padding.
-const AXPY_MAX_OUTPUTS: usize = 4;
 
 /// Applies `act` (after adding `bias`) to every element of `row`.
 #[inline]
@@ -95,20 +92,112 @@ fn sigmoid<T: Real>(x: T) -> T {
 /// Dot product with 8 independent accumulators (vectorizes; fixed summation order).
 #[inline]
 fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    dot_by(a, b, |v| v)
+}
+
+/// `Σ a[i] · conv(b[i])` in eight lanes (term `i` added to lane `i mod 8`, in order; the
+/// lanes summed pairwise): the one summation order of a single row's dot product, whether
+/// the row was gathered first ([`dot`], [`dot_cols`]) or is read where it lies
+/// ([`dense_rows`]).
+#[inline(always)]
+fn dot_by<S: Copy, T: Real>(a: &[T], b: &[S], conv: impl Fn(S) -> T) -> T {
     let mut acc = [T::ZERO; 8];
     let ca = a.chunks_exact(8);
     let cb = b.chunks_exact(8);
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for l in 0..8 {
-            acc[l] += x[l] * y[l];
+            acc[l] += x[l] * conv(y[l]);
         }
     }
-    let mut tail = T::ZERO;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += *x * *y;
+    // The last terms (lanes past them add -0.0, which leaves every sum as it is).
+    let nz = T::from_f64(-0.0);
+    let t: [T; 8] = std::array::from_fn(|l| match (ra.get(l), rb.get(l)) {
+        (Some(&x), Some(&y)) => x * conv(y),
+        _ => nz,
+    });
+    for l in 0..8 {
+        acc[l] += t[l];
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    lanes_sum(&acc)
+}
+
+/// The pairwise sum of [`dot_by`]'s eight lanes.
+#[inline(always)]
+fn lanes_sum<T: Real>(acc: &[T; 8]) -> T {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// Dense layers with at most this many outputs (linear models, output layers) compute each
+/// row's dot product in [`dot`]'s order, feature-major ([`dot_cols`]) or, as a plan's first
+/// step, from row-major input rows where they lie ([`dense_rows`]): the blocked GEMM's tiles
+/// would be mostly padding, and every layout gives the same bits.
+pub(crate) const ROWS_MAX_OUTPUTS: usize = 8;
+
+/// `y[r] = dot(w, x[:, r])` for feature-major `x` (`w.len()` rows of `n`), `R` rows at a
+/// time with the eight lanes of [`dot`] in registers.
+fn dot_cols<T: Real, const R: usize>(w: &[T], x: &[T], y: &mut [T], n: usize) {
+    let y = &mut y[..n];
+    let full = n / R * R;
+    for (b, out) in y[..full].chunks_exact_mut(R).enumerate() {
+        out.copy_from_slice(&dot_cols_block::<T, R>(w, x, n, b * R));
+    }
+    // The last rows, one at a time.
+    for (r, out) in y.iter_mut().enumerate().skip(full) {
+        *out = dot_cols_block::<T, 1>(w, x, n, r)[0];
+    }
+}
+
+#[inline(always)]
+fn dot_cols_block<T: Real, const R: usize>(w: &[T], x: &[T], n: usize, r0: usize) -> [T; R] {
+    let mut acc = [[T::ZERO; R]; 8];
+    let lane = |a: &mut [T; R], kk: usize, wv: T| {
+        let xs = &x[kk * n + r0..][..R];
+        for (aj, &v) in a.iter_mut().zip(xs) {
+            *aj += wv * v;
+        }
+    };
+    let chunks = w.chunks_exact(8);
+    let rem = chunks.remainder();
+    for (c, wc) in chunks.enumerate() {
+        for (l, a) in acc.iter_mut().enumerate() {
+            lane(a, c * 8 + l, wc[l]);
+        }
+    }
+    let base = w.len() - rem.len();
+    for (l, a) in acc.iter_mut().enumerate() {
+        if let Some(&wv) = rem.get(l) {
+            lane(a, base + l, wv);
+        }
+    }
+    std::array::from_fn(|j| lanes_sum(&std::array::from_fn(|l| acc[l][j])))
+}
+
+/// The dense layer over `n` rows of a row-major `[n, k]` matrix `rows` (a batch's own
+/// buffer, converted element by element with `conv`): one dot product per row and output,
+/// in [`dot`]'s order, so a batch gives each row what that row alone gives. Output
+/// feature-major like every kernel (`y[mi·n + r]`). For layers of a few outputs (linear
+/// models): the row is read once, from L1, and the feature-major copy of the input is never
+/// written.
+pub(crate) fn dense_rows<S: Copy, T: Real>(
+    d: &Dense<T>,
+    rows: &[S],
+    y: &mut [T],
+    n: usize,
+    conv: impl Fn(S) -> T + Copy,
+) {
+    let (m, k) = (d.m, d.k);
+    let y = &mut y[..m * n];
+    if k == 0 {
+        y.fill(T::ZERO);
+    } else {
+        for (r, row) in rows[..n * k].chunks_exact(k).enumerate() {
+            for (mi, wrow) in d.w.chunks_exact(k).enumerate() {
+                y[mi * n + r] = dot_by(wrow, row, conv);
+            }
+        }
+    }
+    epilogues(d, y, n)
 }
 
 /// `Y[m, n] = W[m, k] · X[k, n] (+ bias, activation)`, per group.
@@ -123,9 +212,19 @@ pub(crate) fn dense<T: Real>(d: &Dense<T>, x: &[T], y: &mut [T], n: usize) {
             for (yi, wrow) in yg.iter_mut().zip(d.w.chunks_exact(k)) {
                 *yi = dot(wrow, xg);
             }
-        } else if n < GEMM_MIN_ROWS || m <= AXPY_MAX_OUTPUTS {
-            // Few rows or few outputs: each output row accumulates `w[mi, ki] · X[ki, :]`
-            // over contiguous input rows (vectorized across rows, no packing).
+        } else if m <= ROWS_MAX_OUTPUTS {
+            // Few outputs (linear models, output layers): each row's dot product in `dot`'s
+            // order, as `dense_rows` computes it from row-major input.
+            for (yr, wrow) in yg.chunks_exact_mut(n).zip(d.w.chunks_exact(k)) {
+                if std::mem::size_of::<T>() == 4 {
+                    dot_cols::<T, 4>(wrow, xg, yr, n);
+                } else {
+                    dot_cols::<T, 2>(wrow, xg, yr, n);
+                }
+            }
+        } else if n < GEMM_MIN_ROWS {
+            // Few rows: each output row accumulates `w[mi, ki] · X[ki, :]` over contiguous
+            // input rows (vectorized across rows, no packing).
             for (mi, wrow) in d.w.chunks_exact(k).enumerate() {
                 let yr = &mut yg[mi * n..(mi + 1) * n];
                 yr.fill(T::ZERO);
@@ -155,12 +254,7 @@ pub(crate) fn dense<T: Real>(d: &Dense<T>, x: &[T], y: &mut [T], n: usize) {
                 );
             }
         }
-        if d.bias.is_some() || d.act != Act::None {
-            for mi in 0..m {
-                let b = d.bias.as_ref().map_or(T::ZERO, |b| b[mi]);
-                epilogue(&mut yg[mi * n..(mi + 1) * n], b, d.act);
-            }
-        }
+        epilogues(d, yg, n);
     }
 }
 
@@ -545,10 +639,180 @@ impl Packed {
     }
 }
 
+/// [`dense_rows`] of an f64 layer over f32 rows: in AVX registers when the CPU has AVX.
+pub(crate) fn dense_rows_f64_from_f32(d: &Dense<f64>, rows: &[f32], y: &mut [f64], n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if d.k > 0 && std::arch::is_x86_feature_detected!("avx") {
+        let y = &mut y[..d.m * n];
+        // SAFETY: AVX detected; the kernel checks the slice lengths.
+        unsafe { rows_avx::dense_f32(&d.w, d.m, d.k, rows, y, n) };
+        return epilogues(d, y, n);
+    }
+    dense_rows(d, rows, y, n, f64::from)
+}
+
+/// [`dense_rows`] of an f64 layer over f64 rows: in AVX registers when the CPU has AVX.
+pub(crate) fn dense_rows_f64(d: &Dense<f64>, rows: &[f64], y: &mut [f64], n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if d.k > 0 && std::arch::is_x86_feature_detected!("avx") {
+        let y = &mut y[..d.m * n];
+        // SAFETY: as above.
+        unsafe { rows_avx::dense_f64(&d.w, d.m, d.k, rows, y, n) };
+        return epilogues(d, y, n);
+    }
+    dense_rows(d, rows, y, n, |v| v)
+}
+
+/// Bias and activation of a dense layer's `m` feature-major output rows.
+fn epilogues<T: Real>(d: &Dense<T>, y: &mut [T], n: usize) {
+    if d.bias.is_some() || d.act != Act::None {
+        for mi in 0..d.m {
+            let b = d.bias.as_ref().map_or(T::ZERO, |b| b[mi]);
+            epilogue(&mut y[mi * n..(mi + 1) * n], b, d.act);
+        }
+    }
+}
+
+/// [`dense_rows`] for f64 layers in AVX registers: [`dot_by`]'s operations in its order
+/// (lanes 0–3 and 4–7 as two vectors, multiply then add, no FMA; the last terms masked), so
+/// the same bits as the portable loop.
+#[cfg(target_arch = "x86_64")]
+mod rows_avx {
+    use std::arch::x86_64::*;
+
+    /// Lane masks of the last `k mod 8` terms (all ones: the lane is a term), as 64-bit
+    /// lanes (f64 loads, blends) and 32-bit lanes (f32 loads).
+    #[derive(Clone, Copy)]
+    struct Tail {
+        lo: __m256i,
+        hi: __m256i,
+        lo32: __m128i,
+        hi32: __m128i,
+    }
+
+    #[inline(always)]
+    unsafe fn tail_masks(rem: usize) -> Tail {
+        let l = |i: usize| if i < rem { -1i32 } else { 0 };
+        // SAFETY: plain register construction.
+        unsafe {
+            Tail {
+                lo: _mm256_set_epi64x(l(3).into(), l(2).into(), l(1).into(), l(0).into()),
+                hi: _mm256_set_epi64x(l(7).into(), l(6).into(), l(5).into(), l(4).into()),
+                lo32: _mm_set_epi32(l(3), l(2), l(1), l(0)),
+                hi32: _mm_set_epi32(l(7), l(6), l(5), l(4)),
+            }
+        }
+    }
+
+    macro_rules! dense_avx {
+        ($name:ident, $s:ty, $load:ident, $load_tail:ident) => {
+            /// `y[mi·n + r] = dot(w[mi], rows[r])` for `n` rows of `k` (no bias, no
+            /// activation).
+            ///
+            /// # Safety
+            /// AVX available.
+            #[target_feature(enable = "avx")]
+            pub(super) unsafe fn $name(
+                w: &[f64],
+                m: usize,
+                k: usize,
+                rows: &[$s],
+                y: &mut [f64],
+                n: usize,
+            ) {
+                assert!(k > 0 && w.len() >= m * k && rows.len() >= n * k && y.len() >= m * n);
+                let (full, rem) = (k / 8 * 8, k % 8);
+                // SAFETY (whole body): every pointer below stays inside `w` (`mi·k + c + 8 ≤
+                // (mi + 1)·k` for full chunks), `rows` (`r·k + c + 8 ≤ (r + 1)·k`) and `y`
+                // (`mi·n + r < m·n`) by the assert; the tail loads are masked to `rem` terms.
+                unsafe {
+                    let t = tail_masks(rem);
+                    for r in 0..n {
+                        let row = rows.as_ptr().add(r * k);
+                        for mi in 0..m {
+                            let wr = w.as_ptr().add(mi * k);
+                            let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+                            let mut c = 0;
+                            while c < full {
+                                let (xl, xh) = $load(row.add(c));
+                                let (wl, wh) = load_f64(wr.add(c));
+                                lo = _mm256_add_pd(lo, _mm256_mul_pd(wl, xl));
+                                hi = _mm256_add_pd(hi, _mm256_mul_pd(wh, xh));
+                                c += 8;
+                            }
+                            if rem > 0 {
+                                // Masked lanes load 0.0: they add 0·0 = +0.0 to a lane that
+                                // started at +0.0, so is never -0.0: unchanged.
+                                let (xl, xh) = $load_tail(row.add(full), t);
+                                let (wl, wh) = load_tail_f64(wr.add(full), t);
+                                lo = _mm256_add_pd(lo, _mm256_mul_pd(wl, xl));
+                                hi = _mm256_add_pd(hi, _mm256_mul_pd(wh, xh));
+                            }
+                            // (l0 + l4, l1 + l5, l2 + l6, l3 + l7), then pairwise.
+                            let v = _mm256_add_pd(lo, hi);
+                            let a = _mm256_castpd256_pd128(v);
+                            let b = _mm256_extractf128_pd::<1>(v);
+                            let s01 = _mm_add_sd(a, _mm_unpackhi_pd(a, a));
+                            let s23 = _mm_add_sd(b, _mm_unpackhi_pd(b, b));
+                            *y.get_unchecked_mut(mi * n + r) = _mm_cvtsd_f64(_mm_add_sd(s01, s23));
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    /// Eight f64 values as two vectors.
+    #[inline(always)]
+    unsafe fn load_f64(p: *const f64) -> (__m256d, __m256d) {
+        // SAFETY: the caller's (eight values readable at `p`).
+        unsafe { (_mm256_loadu_pd(p), _mm256_loadu_pd(p.add(4))) }
+    }
+
+    /// The first lanes of eight f64 values (masked lanes are not read).
+    #[inline(always)]
+    unsafe fn load_tail_f64(p: *const f64, t: Tail) -> (__m256d, __m256d) {
+        // SAFETY: the caller's (the unmasked lanes readable at `p`).
+        unsafe {
+            (
+                _mm256_maskload_pd(p, t.lo),
+                _mm256_maskload_pd(p.add(4), t.hi),
+            )
+        }
+    }
+
+    /// Eight f32 values widened to two f64 vectors.
+    #[inline(always)]
+    unsafe fn load_f32(p: *const f32) -> (__m256d, __m256d) {
+        // SAFETY: the caller's (eight values readable at `p`).
+        unsafe {
+            (
+                _mm256_cvtps_pd(_mm_loadu_ps(p)),
+                _mm256_cvtps_pd(_mm_loadu_ps(p.add(4))),
+            )
+        }
+    }
+
+    /// The first lanes of eight f32 values, widened (masked lanes are not read).
+    #[inline(always)]
+    unsafe fn load_tail_f32(p: *const f32, t: Tail) -> (__m256d, __m256d) {
+        // SAFETY: the caller's (the unmasked lanes readable at `p`).
+        unsafe {
+            (
+                _mm256_cvtps_pd(_mm_maskload_ps(p, t.lo32)),
+                _mm256_cvtps_pd(_mm_maskload_ps(p.add(4), t.hi32)),
+            )
+        }
+    }
+
+    dense_avx!(dense_f32, f32, load_f32, load_tail_f32);
+    dense_avx!(dense_f64, f64, load_f64, load_tail_f64);
+}
+
 /// The f32 dense layer: the AVX2+FMA kernels when the layer was packed, else [`dense`].
 pub(crate) fn dense_f32(d: &Dense<f32>, x: &[f32], y: &mut [f32], n: usize) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(p) = &d.packed {
+    if let (Some(p), true) = (&d.packed, d.m > ROWS_MAX_OUTPUTS) {
         let (m, k) = (d.m, d.k);
         for g in 0..d.groups {
             let xg = &x[g * k * n..(g + 1) * k * n];
@@ -907,6 +1171,82 @@ mod tests {
         *seed ^= *seed >> 7;
         *seed ^= *seed << 17;
         (*seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+
+    /// Every layout of a few-output dense layer gives the same bits: rows read in place by
+    /// the AVX kernel and by the portable loop, feature-major columns (`dot_cols`) and a
+    /// single row (`dot`), for every tail length, with NaN, ±inf, ±0 and huge values.
+    #[test]
+    fn few_output_dense_is_bitwise_the_same_in_every_layout() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let special = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            1e300,
+            -1e300,
+        ];
+        for k in [1usize, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 28, 31] {
+            for m in [1usize, 2, 3, 8] {
+                let n = 13;
+                let mut pick = |i: usize| {
+                    let v = rng(&mut seed) as f64;
+                    if i % 11 == 3 {
+                        special[(i / 11) % special.len()]
+                    } else {
+                        v
+                    }
+                };
+                let w: Vec<f64> = (0..m * k)
+                    .map(|i| if i % 5 == 1 { -0.0 } else { pick(i) })
+                    .collect();
+                let rows64: Vec<f64> = (0..n * k).map(|i| pick(i + 7)).collect();
+                let rows32: Vec<f32> = rows64.iter().map(|&v| v as f32).collect();
+                let d = Dense {
+                    w: w.clone(),
+                    bias: None,
+                    m,
+                    k,
+                    groups: 1,
+                    act: Act::None,
+                    packed: None,
+                };
+                // Bits, NaNs as one (their sign and payload are not specified by Rust).
+                let bits = |v: &[f64]| {
+                    v.iter()
+                        .map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() })
+                        .collect::<Vec<_>>()
+                };
+                for wide in [false, true] {
+                    let rows: Vec<f64> = if wide {
+                        rows64.clone()
+                    } else {
+                        rows32.iter().map(|&v| f64::from(v)).collect()
+                    };
+                    let mut portable = vec![0.0; m * n];
+                    dense_rows(&d, &rows, &mut portable, n, |v| v);
+                    let mut fast = vec![0.0; m * n];
+                    if wide {
+                        dense_rows_f64(&d, &rows64, &mut fast, n);
+                    } else {
+                        dense_rows_f64_from_f32(&d, &rows32, &mut fast, n);
+                    }
+                    assert_eq!(bits(&portable), bits(&fast), "k={k} m={m} wide={wide}");
+                    let cols: Vec<f64> = (0..k * n).map(|i| rows[(i % n) * k + i / n]).collect();
+                    let mut fm = vec![0.0; m * n];
+                    dense(&d, &cols, &mut fm, n);
+                    assert_eq!(bits(&portable), bits(&fm), "columns, k={k} m={m}");
+                    for r in 0..n {
+                        let mut one = vec![0.0; m];
+                        dense(&d, &rows[r * k..(r + 1) * k], &mut one, 1);
+                        let got: Vec<f64> = (0..m).map(|mi| portable[mi * n + r]).collect();
+                        assert_eq!(bits(&one), bits(&got), "row {r}, k={k} m={m}");
+                    }
+                }
+            }
+        }
     }
 
     /// The packed AVX2 kernels against the portable reference (f64 sums of the same weights):

@@ -8,7 +8,7 @@ use super::ir::{BufId, Kernel, Plan, ValueId, CHUNK_ROWS};
 use super::lower::{is_float, Compiler};
 use super::{MAX_PLAN_BYTES, MAX_WIDTH, PLAN_BYTES_PER_FILE_BYTE};
 use crate::error::ExecError;
-use crate::kernels::Packed;
+use crate::kernels::{Packed, ROWS_MAX_OUTPUTS};
 use crate::memory::{plan_offsets, Buffer};
 use crate::OutputInfo;
 
@@ -156,9 +156,13 @@ pub(crate) fn compile(file: &MleFile) -> Result<Plan, ExecError> {
     }
     let steps = std::mem::take(&mut c.steps);
     let mut steps = fuse(&c.values, steps, &outputs);
-    // Pre-pack f32 dense weights (after fusion: the bias is final).
+    // Pre-pack f32 dense weights (after fusion: the bias is final); layers of few outputs
+    // run the dot-product kernels, unpacked.
     for s in &mut steps {
         if let Kernel::DenseF32(d) = &mut s.kernel {
+            if d.m <= ROWS_MAX_OUTPUTS {
+                continue;
+            }
             d.packed = Packed::new(&d.w, d.bias.as_deref(), d.m, d.k).map(Box::new);
         }
     }
@@ -201,6 +205,27 @@ pub(crate) fn compile(file: &MleFile) -> Result<Plan, ExecError> {
             gather_x = true;
         }
     }
+    // A first Dense step of few outputs that alone reads X reads a row-major batch where it
+    // lies (X is still planned: other batches and single rows are gathered).
+    let xbuf = c.values[x].buf;
+    let dense_of = |k: &Kernel| match k {
+        Kernel::DenseF32(d) => Some((d.groups, d.k, d.m)),
+        Kernel::DenseF64(d) => Some((d.groups, d.k, d.m)),
+        _ => None,
+    };
+    let direct_x = c.lookups.is_empty()
+        && !outputs.iter().any(|&o| c.values[o].buf == xbuf)
+        && steps.first().is_some_and(|s| {
+            s.inputs.len() == 1
+                && c.values[s.inputs[0]].buf == xbuf
+                && c.values[s.inputs[0]].dtype == c.values[x].dtype
+                && dense_of(&s.kernel)
+                    .is_some_and(|(g, k, m)| g == 1 && k == n_features && m <= ROWS_MAX_OUTPUTS)
+        })
+        && steps
+            .iter()
+            .skip(1)
+            .all(|s| s.inputs.iter().all(|&i| c.values[i].buf != xbuf));
     // Liveness: X at time 0, step i at time i + 1, outputs read at steps.len() + 1.
     let end = steps.len() + 1;
     let mut first = vec![usize::MAX; c.buf_units.len()];
@@ -270,6 +295,7 @@ pub(crate) fn compile(file: &MleFile) -> Result<Plan, ExecError> {
         n_features,
         x,
         gather_x,
+        direct_x,
         values: c.values,
         steps,
         outputs,

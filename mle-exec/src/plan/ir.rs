@@ -210,6 +210,9 @@ pub(crate) struct Plan {
     pub x: ValueId,
     /// Whether `x` must be gathered into the arena (some non-tree step or output reads it).
     pub gather_x: bool,
+    /// Whether the first step is a Dense layer that reads a row-major batch in place of the
+    /// gathered `x` (`x` read by no other step or output; see `kernels::dense_rows`).
+    pub direct_x: bool,
     pub values: Vec<Value>,
     pub steps: Vec<Step>,
     /// Per graph output: the value holding it.
