@@ -144,6 +144,156 @@ fn score_with_threads_gives_identical_output() {
     assert!(a.column_by_name("probabilities").is_none());
 }
 
+/// The breast-cancer data plus a string and a list column, written in row groups of 100 rows
+/// (pages of 32 rows) with Snappy, with or without page indexes.
+fn write_grouped_input(path: &Path, page_index: bool) -> RecordBatch {
+    use datafusion::arrow::array::{ListArray, StringArray};
+    use datafusion::arrow::datatypes::{Field, Int32Type, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::basic::Compression;
+    use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+    let data = read_parquet(&repo().join(CANCER_DATA));
+    let n = data.num_rows();
+    let note: ArrayRef = Arc::new(StringArray::from_iter(
+        (0..n).map(|i| (i % 7 != 0).then(|| format!("row {i}"))),
+    ));
+    let tags: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(
+        (0..n).map(|i| Some((0..(i % 4) as i32).map(Some).collect::<Vec<_>>())),
+    ));
+    let mut fields: Vec<Field> = data
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("note", DataType::Utf8, true));
+    fields.push(Field::new("tags", tags.data_type().clone(), true));
+    let mut cols = data.columns().to_vec();
+    cols.push(note);
+    cols.push(tags);
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(100))
+        .set_data_page_row_count_limit(32)
+        .set_write_batch_size(32);
+    if !page_index {
+        props = props
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_offset_index_disabled(true);
+    }
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = ArrowWriter::try_new(f, batch.schema(), Some(props.build())).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    batch
+}
+
+#[test]
+fn score_copies_the_input_column_chunks_byte_for_byte_with_their_page_indexes() {
+    use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+    use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+    let dir = tempfile::tempdir().unwrap();
+    let meta = |path: &Path| -> Arc<ParquetMetaData> {
+        let f = std::fs::File::open(path).unwrap();
+        let opts = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        ParquetRecordBatchReaderBuilder::try_new_with_options(f, opts)
+            .unwrap()
+            .metadata()
+            .clone()
+    };
+    for page_index in [true, false] {
+        let input = dir.path().join(format!("in-{page_index}.parquet"));
+        let out = dir.path().join(format!("out-{page_index}.parquet"));
+        let batch = write_grouped_input(&input, page_index);
+        // Batches of 64 rows: they neither divide the row groups nor line up with them.
+        ok(&mle(&[
+            "score",
+            "-m",
+            CANCER_MODEL,
+            p(&input),
+            "-o",
+            p(&out),
+            "--batch-size",
+            "64",
+        ]));
+        let (mi, mo) = (meta(&input), meta(&out));
+        assert_eq!(mi.num_row_groups(), 6);
+        assert_eq!(mo.num_row_groups(), mi.num_row_groups());
+        let (bi, bo) = (std::fs::read(&input).unwrap(), std::fs::read(&out).unwrap());
+        let bytes = |b: &[u8], c: &datafusion::parquet::file::metadata::ColumnChunkMetaData| {
+            let (start, len) = c.byte_range();
+            b[start as usize..(start + len) as usize].to_vec()
+        };
+        let n_in = mi.row_group(0).num_columns();
+        for (gi, go) in mi.row_groups().iter().zip(mo.row_groups()) {
+            assert_eq!(gi.num_rows(), go.num_rows());
+            // The input's leaves (including the string and the list's), then the new ones.
+            assert_eq!(
+                go.num_columns(),
+                n_in + 2,
+                "prediction and the probabilities' list"
+            );
+            for (ci, co) in gi.columns().iter().zip(go.columns()) {
+                assert_eq!(co.compression(), ci.compression());
+                assert_eq!(bytes(&bo, co), bytes(&bi, ci), "{}", ci.column_path());
+                assert_eq!(co.statistics(), ci.statistics());
+            }
+        }
+        // Page indexes: on every column chunk when the input has them, else on none.
+        let full = |m: &ParquetMetaData| {
+            m.offset_index().is_some_and(|g| {
+                g.iter()
+                    .all(|cols| cols.iter().all(|c| !c.page_locations().is_empty()))
+            })
+        };
+        assert_eq!(full(&mi), page_index);
+        assert_eq!(full(&mo), page_index);
+        if page_index {
+            // Page locations point at the copied pages in the new file.
+            for (g, (oi, oo)) in mi
+                .offset_index()
+                .unwrap()
+                .iter()
+                .zip(mo.offset_index().unwrap())
+                .enumerate()
+            {
+                for (c, (ci, co)) in oi.iter().zip(oo).enumerate().take(n_in) {
+                    let shift = mo.row_group(g).column(c).byte_range().0 as i64
+                        - mi.row_group(g).column(c).byte_range().0 as i64;
+                    for (pi, po) in ci.page_locations().iter().zip(co.page_locations()) {
+                        assert_eq!(po.offset, pi.offset + shift);
+                        assert_eq!(po.compressed_page_size, pi.compressed_page_size);
+                    }
+                }
+            }
+        }
+        // The values: the input's columns as they were, the model's outputs as the executor's.
+        let scored = read_parquet(&out);
+        for (i, f) in batch.schema().fields().iter().enumerate() {
+            assert_eq!(scored.schema().field(i).name(), f.name());
+            assert_eq!(scored.column(i), batch.column(i), "{}", f.name());
+        }
+        let model =
+            Arc::new(Model::load(repo().join(CANCER_MODEL), &ReadOptions::default()).unwrap());
+        let kind = OutputKind::of_model(&model).unwrap();
+        let feats = model.metadata().input.feature_names.clone();
+        let idx = columns_by_name(&batch.schema(), &feats).unwrap();
+        let cols: Vec<ArrayRef> = idx.iter().map(|&i| batch.column(i).clone()).collect();
+        let mut s = Session::new(model.clone());
+        let exec =
+            mle_arrow::predict_arrays(&mut s, &kind, &cols, &feats, RunOptions::default()).unwrap();
+        assert_eq!(
+            scored.column_by_name("prediction").unwrap(),
+            &exec.prediction
+        );
+        assert_eq!(
+            scored.column_by_name("probabilities").unwrap(),
+            exec.probabilities.as_ref().unwrap()
+        );
+    }
+}
+
 #[test]
 fn score_columns_override_binds_renamed_columns_by_position() {
     let dir = tempfile::tempdir().unwrap();

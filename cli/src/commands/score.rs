@@ -1,9 +1,12 @@
-//! `mle score`: stream a Parquet file through a model, batch by batch.
+//! `mle score`: stream a Parquet file through a model, row group by row group.
 //!
 //! Three stages overlap, joined by bounded queues of one batch: a reader thread decodes the
-//! next batch, the main thread scores the current one (on `--threads` executor threads) and a
-//! writer thread encodes the one before. At most a few batches are in memory at any time,
-//! whatever the file's size.
+//! next batch of the feature columns, the main thread scores the current one (on `--threads`
+//! executor threads) and a writer thread encodes the new columns of the one before. The
+//! input's columns are not decoded and encoded again: each output row group is the input's
+//! row group, its column chunks copied byte for byte, plus the new columns. At most a few
+//! batches and one row group's new columns (encoded) are in memory at any time, whatever the
+//! file's size.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -14,10 +17,21 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{Field, Schema};
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use datafusion::parquet::arrow::arrow_writer::{
+    compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory,
+};
+use datafusion::parquet::arrow::{
+    add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ProjectionMask,
+};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::column::writer::ColumnCloseResult;
+use datafusion::parquet::file::metadata::PageIndexPolicy;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::writer::SerializedFileWriter;
+use datafusion::parquet::schema::types::Type;
 use indicatif::{ProgressBar, ProgressStyle};
 use mle_arrow::explain::explain_batch_array;
 use mle_arrow::{columns_by_name, explain_fields, output_arrays, BoundColumns, Features};
@@ -74,10 +88,16 @@ pub fn run(a: Args) -> Result<()> {
     let feature_names = features.names();
 
     let file = open_input(&a.input)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .with_context(|| format!("{} is not a readable Parquet file", a.input.display()))?;
-    let total_rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-    let in_schema = builder.schema().clone();
+    let not_parquet = || format!("{} is not a readable Parquet file", a.input.display());
+    // With the page index, when the file has one: it is copied with the column chunks.
+    let arrow_meta = ArrowReaderMetadata::load(
+        &file,
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+    )
+    .with_context(not_parquet)?;
+    let pq_meta = arrow_meta.metadata().clone();
+    let total_rows = u64::try_from(pq_meta.file_metadata().num_rows()).unwrap_or(0);
+    let in_schema = arrow_meta.schema().clone();
     let feature_idx = match &a.columns {
         None => columns_by_name(&in_schema, feature_names).with_context(|| {
             format!(
@@ -129,7 +149,7 @@ pub fn run(a: Args) -> Result<()> {
             false,
         )));
     }
-    for f in new_fields {
+    for f in &new_fields {
         if in_schema.index_of(f.name()).is_ok() {
             bail!(
                 "{} already has a column named {:?}; rename it before scoring",
@@ -137,24 +157,70 @@ pub fn run(a: Args) -> Result<()> {
                 f.name()
             );
         }
-        out_fields.push(f);
+        out_fields.push(f.clone());
     }
     let out_schema = Arc::new(Schema::new_with_metadata(
         out_fields,
         in_schema.metadata().clone(),
     ));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
-    let (pending, out) = PendingOutput::create(&a.output)?;
-    let mut writer = ArrowWriter::try_new(out, out_schema.clone(), Some(props))
-        .with_context(|| format!("cannot write Parquet to {}", a.output.display()))?;
-    let output_name = a.output.display().to_string();
-
-    let reader = builder
-        .with_batch_size(a.batch_size)
+    // The output's Parquet schema: the input's own column types (so that its column chunks
+    // can be copied as they are), then the new columns'.
+    let in_root = pq_meta.file_metadata().schema_descr().root_schema();
+    let new_pq = ArrowSchemaConverter::new()
+        .convert(&Schema::new(new_fields.clone()))
+        .context("cannot map the model's outputs to Parquet types")?;
+    let mut pq_fields = in_root.get_fields().to_vec();
+    pq_fields.extend(new_pq.root_schema().get_fields().iter().cloned());
+    let pq_root = Type::group_type_builder(in_root.name())
+        .with_fields(pq_fields)
         .build()
+        .context("cannot build the output's Parquet schema")?;
+    // Page indexes (offsets and column statistics of each page): the file has them for every
+    // column chunk or for none, so the new columns get them when the input's columns have
+    // them (copied with their chunks).
+    let offset_index = pq_meta
+        .offset_index()
+        .filter(|groups| {
+            groups.len() == pq_meta.num_row_groups()
+                && groups
+                    .iter()
+                    .zip(pq_meta.row_groups())
+                    .all(|(g, rg)| g.len() == rg.num_columns())
+        })
+        .cloned();
+    let column_index = pq_meta.column_index().cloned();
+    let mut props =
+        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
+    let has_index = offset_index.is_some();
+    if !has_index {
+        props = props
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_offset_index_disabled(true);
+    }
+    let mut props = props.build();
+    add_encoded_arrow_schema_to_metadata(&out_schema, &mut props);
+    let (pending, out) = PendingOutput::create(&a.output)?;
+    let output_name = a.output.display().to_string();
+    let mut writer = SerializedFileWriter::new(out, Arc::new(pq_root), Arc::new(props))
+        .with_context(|| format!("cannot write Parquet to {output_name}"))?;
+    let factory = ArrowRowGroupWriterFactory::new(&writer, out_schema.clone());
+    let in_leaves = pq_meta.file_metadata().schema_descr().num_columns();
+
+    // Only the feature columns are decoded: the projection keeps them in file order.
+    let mut projected = feature_idx.clone();
+    projected.sort_unstable();
+    projected.dedup();
+    let local_idx: Vec<usize> = feature_idx
+        .iter()
+        .map(|i| projected.binary_search(i).unwrap_or_default())
+        .collect();
+    let mask = ProjectionMask::roots(arrow_meta.parquet_schema(), projected.iter().copied());
+    let n_groups = pq_meta.num_row_groups();
+    let reader_file = file
+        .try_clone()
         .with_context(|| format!("cannot read {}", a.input.display()))?;
+    let batch_size = a.batch_size;
+    let reader_meta = arrow_meta.clone();
 
     let progress = if std::io::stderr().is_terminal() {
         let pb = ProgressBar::new(total_rows);
@@ -170,23 +236,114 @@ pub fn run(a: Args) -> Result<()> {
 
     let start = Instant::now();
     let input_name = a.input.display().to_string();
-    let (tx, rx) = sync_channel(1);
+    // The reader: the feature columns of each row group in turn, batch by batch, then the
+    // row group's end (batches never span two row groups).
+    let (tx, rx) = sync_channel::<Result<Piece<RecordBatch>>>(1);
     let decoder = std::thread::spawn(move || {
-        for batch in reader {
-            if tx.send(batch).is_err() {
-                break;
+        for rg in 0..n_groups {
+            let reader = match reader_file
+                .try_clone()
+                .map_err(anyhow::Error::from)
+                .and_then(|f| {
+                    ParquetRecordBatchReaderBuilder::new_with_metadata(f, reader_meta.clone())
+                        .with_projection(mask.clone())
+                        .with_row_groups(vec![rg])
+                        .with_batch_size(batch_size)
+                        .build()
+                        .map_err(anyhow::Error::from)
+                }) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            for batch in reader {
+                if tx
+                    .send(batch.map(Piece::Batch).map_err(Into::into))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if tx.send(Ok(Piece::End)).is_err() {
+                return;
             }
         }
     });
 
-    // The writer: encodes and writes each scored batch, then closes the file. It stops at
-    // its first error (the scorer then sees the queue closed and asks it why).
-    let (wtx, wrx) = sync_channel::<RecordBatch>(1);
+    // The writer: encodes the new columns of each scored batch; at a row group's end, copies
+    // the input row group's column chunks and appends the new ones. It stops at its first
+    // error (the scorer then sees the queue closed and asks it why).
+    let (wtx, wrx) = sync_channel::<Piece<Vec<ArrayRef>>>(1);
+    // Its own open file (a clone would share the reader's file position).
+    let in_file = open_input(&a.input)?;
+    drop(file);
+    let write_meta = pq_meta.clone();
     let encoder = std::thread::spawn(move || -> Result<()> {
-        for b in wrx {
-            writer
-                .write(&b)
-                .with_context(|| format!("cannot write {output_name}"))?;
+        let cannot_write = || format!("cannot write Parquet to {output_name}");
+        let mut rg = 0;
+        let mut open: Option<Vec<ArrowColumnWriter>> = None;
+        let new_writers = |rg: usize| -> Result<Vec<ArrowColumnWriter>> {
+            let mut w = factory
+                .create_column_writers(rg)
+                .with_context(cannot_write)?;
+            Ok(w.split_off(in_leaves.min(w.len())))
+        };
+        for piece in wrx {
+            match piece {
+                Piece::Batch(arrays) => {
+                    let writers = match &mut open {
+                        Some(w) => w,
+                        None => open.insert(new_writers(rg)?),
+                    };
+                    let mut leaves = writers.iter_mut();
+                    for (field, array) in new_fields.iter().zip(&arrays) {
+                        for leaf in compute_leaves(field, array).with_context(cannot_write)? {
+                            leaves
+                                .next()
+                                .context("more output columns than the schema has")?
+                                .write(&leaf)
+                                .with_context(cannot_write)?;
+                        }
+                    }
+                }
+                Piece::End => {
+                    let writers = match open.take() {
+                        Some(w) => w,
+                        None => new_writers(rg)?,
+                    };
+                    let group = write_meta
+                        .row_groups()
+                        .get(rg)
+                        .with_context(|| format!("{input_name}: no row group {rg}"))?;
+                    let mut out = writer.next_row_group().with_context(cannot_write)?;
+                    for (c, chunk) in group.columns().iter().enumerate() {
+                        let close = ColumnCloseResult {
+                            bytes_written: u64::try_from(chunk.compressed_size()).unwrap_or(0),
+                            rows_written: u64::try_from(group.num_rows()).unwrap_or(0),
+                            metadata: chunk.clone(),
+                            bloom_filter: None,
+                            column_index: column_index
+                                .as_ref()
+                                .and_then(|g| g.get(rg)?.get(c).cloned()),
+                            offset_index: offset_index
+                                .as_ref()
+                                .and_then(|g| g.get(rg)?.get(c).cloned()),
+                        };
+                        out.append_column(&in_file, close).with_context(|| {
+                            format!("cannot copy {}'s columns to {output_name}", input_name)
+                        })?;
+                    }
+                    for w in writers {
+                        w.close()
+                            .and_then(|c| c.append_to_row_group(&mut out))
+                            .with_context(cannot_write)?;
+                    }
+                    out.close().with_context(cannot_write)?;
+                    rg += 1;
+                }
+            }
         }
         writer
             .close()
@@ -198,17 +355,24 @@ pub fn run(a: Args) -> Result<()> {
     let opts = RunOptions { threads: a.threads };
     let mut rows: u64 = 0;
     let result = (|| -> Result<()> {
-        for batch in rx {
-            let batch = batch.with_context(|| format!("cannot read {input_name}"))?;
-            let bound = BoundColumns::bind_at(&batch, &feature_idx, &features)
-                .with_context(|| format!("cannot bind the columns of {input_name}"))?;
+        for piece in rx {
+            let batch = match piece.with_context(|| format!("cannot read {}", a.input.display()))? {
+                Piece::Batch(b) => b,
+                Piece::End => {
+                    if wtx.send(Piece::End).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let bound = BoundColumns::bind_at(&batch, &local_idx, &features)
+                .with_context(|| format!("cannot bind the columns of {}", a.input.display()))?;
             let view = bound.batch()?;
             let outputs = session
                 .predict_batch_owned(&view, opts)
                 .with_context(|| format!("model {} failed", a.model.display()))?;
             let arrays = output_arrays(&kind, meta, outputs)?;
-            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-            columns.push(arrays.prediction);
+            let mut columns: Vec<ArrayRef> = vec![arrays.prediction];
             columns.extend(arrays.probabilities);
             if a.explain {
                 columns.push(
@@ -216,10 +380,8 @@ pub fn run(a: Args) -> Result<()> {
                         .with_context(|| format!("model {} failed", a.model.display()))?,
                 );
             }
-            let out_batch = RecordBatch::try_new(out_schema.clone(), columns)
-                .context("cannot assemble the output batch")?;
             let n_rows = batch.num_rows() as u64;
-            if wtx.send(out_batch).is_err() {
+            if wtx.send(Piece::Batch(columns)).is_err() {
                 // The writer stopped: its error is returned below.
                 break;
             }
@@ -252,4 +414,10 @@ pub fn run(a: Args) -> Result<()> {
         a.output.display()
     );
     Ok(())
+}
+
+/// What flows between `mle score`'s stages: a batch, or the end of the current row group.
+enum Piece<T> {
+    Batch(T),
+    End,
 }
