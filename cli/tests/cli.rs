@@ -48,6 +48,17 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// The executor's outputs for `model` on `input`'s feature columns (bound by name).
+fn executor_on(model: &str, input: &RecordBatch) -> mle_arrow::OutputArrays {
+    let model = Arc::new(Model::load(repo().join(model), &ReadOptions::default()).unwrap());
+    let kind = OutputKind::of_model(&model).unwrap();
+    let feats = model.metadata().input.feature_names.clone();
+    let idx = columns_by_name(&input.schema(), &feats).unwrap();
+    let cols: Vec<ArrayRef> = idx.iter().map(|&i| input.column(i).clone()).collect();
+    let mut s = Session::new(model);
+    mle_arrow::predict_arrays(&mut s, &kind, &cols, &feats, RunOptions::default()).unwrap()
+}
+
 const CANCER_MODEL: &str = "datasets/models/breast_cancer.mle";
 const CANCER_DATA: &str = "datasets/breast_cancer.parquet";
 
@@ -83,14 +94,7 @@ fn score_writes_inputs_prediction_and_probabilities_equal_to_executor_and_xgboos
     let proba = scored.column_by_name("probabilities").unwrap();
 
     // The executor on the same data.
-    let model = Arc::new(Model::load(repo().join(CANCER_MODEL), &ReadOptions::default()).unwrap());
-    let kind = OutputKind::of_model(&model).unwrap();
-    let feats = model.metadata().input.feature_names.clone();
-    let idx = columns_by_name(&input.schema(), &feats).unwrap();
-    let cols: Vec<ArrayRef> = idx.iter().map(|&i| input.column(i).clone()).collect();
-    let mut s = Session::new(model.clone());
-    let exec =
-        mle_arrow::predict_arrays(&mut s, &kind, &cols, &feats, RunOptions::default()).unwrap();
+    let exec = executor_on(CANCER_MODEL, &input);
     assert_eq!(pred, &exec.prediction);
     assert_eq!(proba, exec.probabilities.as_ref().unwrap());
 
@@ -274,15 +278,7 @@ fn score_copies_the_input_column_chunks_byte_for_byte_with_their_page_indexes() 
             assert_eq!(scored.schema().field(i).name(), f.name());
             assert_eq!(scored.column(i), batch.column(i), "{}", f.name());
         }
-        let model =
-            Arc::new(Model::load(repo().join(CANCER_MODEL), &ReadOptions::default()).unwrap());
-        let kind = OutputKind::of_model(&model).unwrap();
-        let feats = model.metadata().input.feature_names.clone();
-        let idx = columns_by_name(&batch.schema(), &feats).unwrap();
-        let cols: Vec<ArrayRef> = idx.iter().map(|&i| batch.column(i).clone()).collect();
-        let mut s = Session::new(model.clone());
-        let exec =
-            mle_arrow::predict_arrays(&mut s, &kind, &cols, &feats, RunOptions::default()).unwrap();
+        let exec = executor_on(CANCER_MODEL, &batch);
         assert_eq!(
             scored.column_by_name("prediction").unwrap(),
             &exec.prediction

@@ -110,11 +110,11 @@ fn dot_by<S: Copy, T: Real>(a: &[T], b: &[S], conv: impl Fn(S) -> T) -> T {
             acc[l] += x[l] * conv(y[l]);
         }
     }
-    // The last terms (lanes past them add -0.0, which leaves every sum as it is).
-    let nz = T::from_f64(-0.0);
+    // The last terms; lanes past them add +0.0 to a lane that started at +0.0, so is never
+    // -0.0: unchanged (as in the AVX kernel's masked tail).
     let t: [T; 8] = std::array::from_fn(|l| match (ra.get(l), rb.get(l)) {
         (Some(&x), Some(&y)) => x * conv(y),
-        _ => nz,
+        _ => T::ZERO,
     });
     for l in 0..8 {
         acc[l] += t[l];
@@ -681,7 +681,7 @@ mod rows_avx {
     use std::arch::x86_64::*;
 
     /// Lane masks of the last `k mod 8` terms (all ones: the lane is a term), as 64-bit
-    /// lanes (f64 loads, blends) and 32-bit lanes (f32 loads).
+    /// lanes (f64 loads) and 32-bit lanes (f32 loads).
     #[derive(Clone, Copy)]
     struct Tail {
         lo: __m256i,

@@ -175,9 +175,9 @@ pub fn run(a: Args) -> Result<()> {
         .with_fields(pq_fields)
         .build()
         .context("cannot build the output's Parquet schema")?;
-    // Page indexes (offsets and column statistics of each page): the file has them for every
-    // column chunk or for none, so the new columns get them when the input's columns have
-    // them (copied with their chunks).
+    // Page indexes (offsets and column statistics of each page): the output has them on
+    // every column chunk or on none (parquet's writer refuses a mix). When every input chunk
+    // has one, they are copied with the chunks and the new columns get theirs; else none.
     let offset_index = pq_meta
         .offset_index()
         .filter(|groups| {
@@ -188,11 +188,12 @@ pub fn run(a: Args) -> Result<()> {
                     .all(|(g, rg)| g.len() == rg.num_columns())
         })
         .cloned();
-    let column_index = pq_meta.column_index().cloned();
+    let column_index = offset_index
+        .as_ref()
+        .and_then(|_| pq_meta.column_index().cloned());
     let mut props =
         WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
-    let has_index = offset_index.is_some();
-    if !has_index {
+    if offset_index.is_none() {
         props = props
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_offset_index_disabled(true);
