@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod balanced_scan;
 mod cluster;
 mod commands;
 mod util;

@@ -194,7 +194,7 @@ fn write_grouped_input(path: &Path, page_index: bool) -> RecordBatch {
 }
 
 #[test]
-fn score_copies_the_input_column_chunks_byte_for_byte_with_their_page_indexes() {
+fn score_copies_the_input_column_chunks_byte_for_byte_with_their_page_indexes_on_any_threads() {
     use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
     use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
     let dir = tempfile::tempdir().unwrap();
@@ -206,9 +206,15 @@ fn score_copies_the_input_column_chunks_byte_for_byte_with_their_page_indexes() 
             .metadata()
             .clone()
     };
-    for page_index in [true, false] {
-        let input = dir.path().join(format!("in-{page_index}.parquet"));
-        let out = dir.path().join(format!("out-{page_index}.parquet"));
+    // Threads: 1 worker; 3 and 4 workers (row groups shared unevenly by 4); 8 threads, more
+    // than the 6 row groups (6 workers).
+    for (page_index, threads) in [(true, "1"), (false, "3"), (true, "4"), (false, "8")] {
+        let input = dir
+            .path()
+            .join(format!("in-{page_index}-{threads}.parquet"));
+        let out = dir
+            .path()
+            .join(format!("out-{page_index}-{threads}.parquet"));
         let batch = write_grouped_input(&input, page_index);
         // Batches of 64 rows: they neither divide the row groups nor line up with them.
         ok(&mle(&[
@@ -220,6 +226,8 @@ fn score_copies_the_input_column_chunks_byte_for_byte_with_their_page_indexes() 
             p(&out),
             "--batch-size",
             "64",
+            "--threads",
+            threads,
         ]));
         let (mi, mo) = (meta(&input), meta(&out));
         assert_eq!(mi.num_row_groups(), 6);

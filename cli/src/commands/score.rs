@@ -8,13 +8,15 @@
 //! batches and one row group's new columns (encoded) are in memory at any time, whatever the
 //! file's size.
 
-use std::io::IsTerminal;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, IsTerminal, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use bytes::Bytes;
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::parquet::arrow::arrow_reader::{
@@ -28,8 +30,10 @@ use datafusion::parquet::arrow::{
 };
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::column::writer::ColumnCloseResult;
+use datafusion::parquet::errors::Result as ParquetResult;
 use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::reader::{ChunkReader, Length};
 use datafusion::parquet::file::writer::SerializedFileWriter;
 use datafusion::parquet::schema::types::Type;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -202,6 +206,8 @@ pub fn run(a: Args) -> Result<()> {
     add_encoded_arrow_schema_to_metadata(&out_schema, &mut props);
     let (pending, out) = PendingOutput::create(&a.output)?;
     let output_name = a.output.display().to_string();
+    // Large writes: parquet's own buffer is 8 KiB, and most of the output is copied chunks.
+    let out = BufWriter::with_capacity(IO_BUFFER_BYTES, out);
     let mut writer = SerializedFileWriter::new(out, Arc::new(pq_root), Arc::new(props))
         .with_context(|| format!("cannot write Parquet to {output_name}"))?;
     let factory = ArrowRowGroupWriterFactory::new(&writer, out_schema.clone());
@@ -278,7 +284,7 @@ pub fn run(a: Args) -> Result<()> {
     // error (the scorer then sees the queue closed and asks it why).
     let (wtx, wrx) = sync_channel::<Piece<Vec<ArrayRef>>>(1);
     // Its own open file (a clone would share the reader's file position).
-    let in_file = open_input(&a.input)?;
+    let in_file = CopySource(open_input(&a.input)?);
     drop(file);
     let write_meta = pq_meta.clone();
     let encoder = std::thread::spawn(move || -> Result<()> {
@@ -415,6 +421,33 @@ pub fn run(a: Args) -> Result<()> {
         a.output.display()
     );
     Ok(())
+}
+
+/// The buffer of the output file and of reads of the input's chunks to copy.
+const IO_BUFFER_BYTES: usize = 1 << 20;
+
+/// The input file, as the source of the column chunks copied to the output: reads of
+/// [`IO_BUFFER_BYTES`] (parquet's reader of a `File` reads 8 KiB at a time).
+struct CopySource(File);
+
+impl Length for CopySource {
+    fn len(&self) -> u64 {
+        Length::len(&self.0)
+    }
+}
+
+impl ChunkReader for CopySource {
+    type T = BufReader<File>;
+
+    fn get_read(&self, start: u64) -> ParquetResult<BufReader<File>> {
+        let mut f = self.0.try_clone()?;
+        f.seek(SeekFrom::Start(start))?;
+        Ok(BufReader::with_capacity(IO_BUFFER_BYTES, f))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> ParquetResult<Bytes> {
+        self.0.get_bytes(start, length)
+    }
 }
 
 /// What flows between `mle score`'s stages: a batch, or the end of the current row group.

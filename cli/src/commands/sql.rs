@@ -4,12 +4,14 @@
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::common::DataFusionError;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -23,6 +25,7 @@ use datafusion::sql::sqlparser::ast::{
 use futures::StreamExt;
 use mle_format::PublicKey;
 
+use crate::balanced_scan::BalancedParquetScan;
 use crate::util::{open_input, PendingOutput, TrustArgs, TrustPolicy};
 
 /// Arguments of `mle sql`.
@@ -109,7 +112,12 @@ pub fn run(a: Args) -> Result<()> {
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let config = SessionConfig::new().with_target_partitions(threads);
-        let ctx = SessionContext::new_with_config(config).enable_url_table();
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(BalancedParquetScan))
+            .build();
+        let ctx = SessionContext::new_with_state(state).enable_url_table();
         mle_sql::register_trusted(&ctx, public_key);
         for (name, file) in &tables {
             ctx.register_parquet(name.as_str(), file.as_str(), ParquetReadOptions::default())
