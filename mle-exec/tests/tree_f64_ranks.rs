@@ -144,3 +144,39 @@ fn f64_inputs_on_ranks_equal_the_f64_comparison() {
         check(&s, &with_nan, false, &format!("{cmp}, NaN left, with NaN"));
     }
 }
+
+/// Features of one, two and a few thresholds, and one of many crowded into a few ulps (one
+/// bucket of the rank index holds them all), with inputs around each and far outside.
+#[test]
+fn short_and_crowded_threshold_lists_rank_exactly() {
+    let crowd: Vec<f64> = (0..40).map(|i| 1.0 + i as f64 * f64::EPSILON).collect();
+    let thr: Vec<Vec<f64>> = vec![
+        vec![0.5],
+        vec![-0.0, 3.0],
+        vec![-1e300, -2.5, 1e-310, 7.0, f64::INFINITY],
+        crowd,
+    ];
+    let pools: Vec<Vec<f64>> = thr
+        .iter()
+        .map(|l| {
+            let mut p: Vec<f64> = l.iter().flat_map(|&t| around(t)).collect();
+            p.extend([f64::NEG_INFINITY, -1e308, -0.0, 0.0, 1e308, f64::INFINITY]);
+            p
+        })
+        .collect();
+    // Enough rows for `check`'s ranges (up to 530), each pool cycled with its own step.
+    let n_rows = 640;
+    let rows: Vec<Vec<f64>> = (0..n_rows)
+        .map(|r| {
+            pools
+                .iter()
+                .enumerate()
+                .map(|(j, p)| p[(r * (2 * j + 1)) % p.len()])
+                .collect()
+        })
+        .collect();
+    for cmp in ["lt", "le"] {
+        let s = ensemble(cmp, 0, &thr);
+        check(&s, &rows, false, &format!("{cmp}, short and crowded lists"));
+    }
+}

@@ -8,8 +8,8 @@ use mle_format::{Attr, Element, MleFile, Node};
 use super::flags::{ALL, CATEGORICAL, LEAF, MISSING_LEFT, NAN_IS_ZERO, ZERO_IS_MISSING};
 use super::threshold::{le_threshold_f32, le_threshold_f64};
 use super::{
-    Ext, Nodes, Rec, RowGroup, RowWindow, TreeEnsemble, FM_STRIDE, MAX_DEPTH, MAX_NODES,
-    MAX_TARGETS, ROW_TREES, ROW_WINDOW, SUPER_ROWS,
+    Ext, Nodes, RankIndex, Rec, RowGroup, RowWindow, TreeEnsemble, FM_STRIDE, MAX_DEPTH, MAX_NODES,
+    MAX_TARGETS, RANK_PAD, ROW_TREES, ROW_WINDOW, SUPER_ROWS,
 };
 use crate::error::ExecError;
 
@@ -533,12 +533,14 @@ pub(super) fn compile(
         Nodes::F64 { recs, .. } if !fm.is_empty() => rank_records(recs, &fm, n_features),
         _ => (Vec::new(), Vec::new(), Vec::new()),
     };
+    let (rank_index, rank_buckets, ranks) = rank_index(&ranks, &rank_offsets);
 
     Ok(TreeEnsemble {
         fm,
         fm_ranks,
         ranks,
-        rank_offsets,
+        rank_index,
+        rank_buckets,
         n_features,
         width: n_features.max(1),
         n_targets,
@@ -560,6 +562,70 @@ pub(super) fn compile(
         divisor,
         base,
     })
+}
+
+/// The most buckets of a feature's `RankIndex`.
+const MAX_RANK_BUCKETS: usize = 1024;
+
+/// The `RankIndex` of each feature's thresholds `ranks[offsets[f]..offsets[f + 1]]`, their
+/// buckets, and the thresholds again, each feature's followed by [`RANK_PAD`] `+inf`.
+fn rank_index(ranks: &[f64], offsets: &[u32]) -> (Vec<RankIndex>, Vec<u32>, Vec<f64>) {
+    let mut index = Vec::with_capacity(offsets.len().saturating_sub(1));
+    let mut buckets = Vec::new();
+    let mut padded = Vec::with_capacity(ranks.len() + RANK_PAD * offsets.len());
+    for w in offsets.windows(2) {
+        let list = ranks.get(w[0] as usize..w[1] as usize).unwrap_or(&[]);
+        let lo = padded.len() as u32;
+        padded.extend_from_slice(list);
+        let hi = padded.len() as u32;
+        padded.extend([f64::INFINITY; RANK_PAD]);
+        let finite = || list.iter().copied().filter(|t| t.is_finite());
+        let (min, max) = match (finite().next(), finite().next_back()) {
+            (Some(a), Some(b)) => (a, b),
+            _ => (0.0, 0.0),
+        };
+        // About four buckets per threshold, more while a bucket holds more than RANK_PAD of
+        // them: up to 16 per threshold and MAX_RANK_BUCKETS (the tables stay within a small
+        // multiple of the model's nodes).
+        let most = (16 * list.len()).clamp(16, MAX_RANK_BUCKETS);
+        let mut want = (4 * list.len()).next_power_of_two().clamp(16, most);
+        let first = buckets.len();
+        let ix = loop {
+            buckets.truncate(first);
+            let scale = want as f64 / (max - min);
+            let mut ix = RankIndex {
+                lo,
+                hi,
+                min,
+                max,
+                scale: if scale.is_finite() { scale } else { 0.0 },
+                first: first as u32,
+                ..RankIndex::default()
+            };
+            // The bucket of `max` is the last (about `want`; rounding may add one).
+            ix.buckets = ix.bucket(max) as u32 + 1;
+            let mut below = 0usize;
+            for b in 0..ix.buckets as usize {
+                while list.get(below).is_some_and(|&t| ix.bucket(t) < b) {
+                    below += 1;
+                }
+                buckets.push(below as u32);
+            }
+            buckets.push(list.len() as u32);
+            let widest = buckets[first..]
+                .windows(2)
+                .map(|b| b[1] - b[0])
+                .max()
+                .unwrap_or(0);
+            ix.narrow = widest as usize <= RANK_PAD;
+            if ix.narrow || want >= most || ix.scale == 0.0 {
+                break ix;
+            }
+            want = (want * 2).min(most);
+        };
+        index.push(ix);
+    }
+    (index, buckets, padded)
 }
 
 /// The records of the feature-major kernel for f64 inputs of an f64 model, and the ranks they

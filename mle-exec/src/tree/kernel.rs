@@ -16,7 +16,8 @@ pub(crate) const ZERO_BAND: f64 = 1e-35f32 as f64;
 #[cfg(target_arch = "x86_64")]
 use super::FM_ROWS;
 use super::{Ext, Nodes, Rec, TreeEnsemble, TreeScratch, LANES, ROW_WINDOW, SUPER_ROWS};
-use crate::batch::{Batch, ColumnData};
+use super::{RankIndex, RANK_PAD};
+use crate::batch::{Batch, Column, ColumnData};
 
 /// An input element (f32 or f64) and the conversions the kernels need.
 pub(crate) trait Elem: Copy + PartialOrd + Send + Sync + 'static {
@@ -782,14 +783,69 @@ fn gather_fm(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut
 /// for NaN; returns whether any copied value is NaN.
 #[cfg(target_arch = "x86_64")]
 fn gather_ranks(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &mut [u32]) -> bool {
+    /// `list`'s count of values below `v` (NaN: `i32::MAX`), through the feature's buckets
+    /// `bk` (see `RankIndex`): the count below `v`'s bucket, then those of the bucket below `v`.
+    /// A feature with no threshold has one bucket, empty, and its padding: 0.
     #[inline(always)]
-    fn rank(list: &[f64], v: f64, nan: &mut bool) -> u32 {
+    fn rank<const NARROW: bool>(
+        ix: &RankIndex,
+        list: &[f64],
+        bk: &[u32],
+        v: f64,
+        nan: &mut bool,
+    ) -> u32 {
         if v.is_nan() {
             *nan = true;
-            i32::MAX as u32
-        } else {
-            list.partition_point(|&b| b < v) as u32
+            return i32::MAX as u32;
         }
+        let b = ix.bucket(v);
+        let s = bk[b] as usize;
+        let inside = if NARROW {
+            // The bucket's thresholds and those after it (above `v`, or the padding's +inf):
+            // independent compares, no branch on the data.
+            let t = &list[s..s + RANK_PAD];
+            t.iter().map(|&t| (t < v) as usize).sum()
+        } else {
+            list[s..bk[b + 1] as usize].partition_point(|&t| t < v)
+        };
+        (s + inside) as u32
+    }
+    /// One feature column's rows into `d`; whether one is NaN.
+    #[inline(always)]
+    fn column<const NARROW: bool>(
+        ix: &RankIndex,
+        list: &[f64],
+        bk: &[u32],
+        col: &Column<'_>,
+        row0: usize,
+        d: &mut [u32],
+    ) -> bool {
+        let mut nan = false;
+        let (off, st) = (col.offset + row0 * col.stride, col.stride);
+        let n = d.len();
+        match col.data {
+            ColumnData::F64(v) if st == 1 => {
+                for (o, &v) in d.iter_mut().zip(&v[off..off + n]) {
+                    *o = rank::<NARROW>(ix, list, bk, v, &mut nan);
+                }
+            }
+            ColumnData::F64(v) => {
+                for (r, o) in d.iter_mut().enumerate() {
+                    *o = rank::<NARROW>(ix, list, bk, v[off + r * st], &mut nan);
+                }
+            }
+            ColumnData::F32(v) => {
+                for (r, o) in d.iter_mut().enumerate() {
+                    *o = rank::<NARROW>(ix, list, bk, v[off + r * st] as f64, &mut nan);
+                }
+            }
+            // Never reached (see `gather`).
+            ColumnData::Str(_) | ColumnData::Dict(_) => {
+                nan = true;
+                d.fill(i32::MAX as u32);
+            }
+        }
+        nan
     }
     let mut nan = false;
     for (j, (col, d)) in x
@@ -799,31 +855,15 @@ fn gather_ranks(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &
         .zip(dst.chunks_exact_mut(FM_ROWS))
         .enumerate()
     {
-        let list = &ens.ranks[ens.rank_offsets[j] as usize..ens.rank_offsets[j + 1] as usize];
-        let (off, st) = (col.offset + row0 * col.stride, col.stride);
+        let ix = &ens.rank_index[j];
+        let list = &ens.ranks[ix.lo as usize..ix.hi as usize + RANK_PAD];
+        let bk = &ens.rank_buckets[ix.first as usize..=(ix.first + ix.buckets) as usize];
         let d = &mut d[..n];
-        match col.data {
-            ColumnData::F64(v) if st == 1 => {
-                for (o, &v) in d.iter_mut().zip(&v[off..off + n]) {
-                    *o = rank(list, v, &mut nan);
-                }
-            }
-            ColumnData::F64(v) => {
-                for (r, o) in d.iter_mut().enumerate() {
-                    *o = rank(list, v[off + r * st], &mut nan);
-                }
-            }
-            ColumnData::F32(v) => {
-                for (r, o) in d.iter_mut().enumerate() {
-                    *o = rank(list, v[off + r * st] as f64, &mut nan);
-                }
-            }
-            // Never reached (see `gather`).
-            ColumnData::Str(_) | ColumnData::Dict(_) => {
-                nan = true;
-                d.fill(i32::MAX as u32);
-            }
-        }
+        nan |= if ix.narrow {
+            column::<true>(ix, list, bk, col, row0, d)
+        } else {
+            column::<false>(ix, list, bk, col, row0, d)
+        };
     }
     nan
 }

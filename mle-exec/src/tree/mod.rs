@@ -59,9 +59,13 @@
 //! Models of `f64` precision given inputs that are not all f32 (f64 Parquet or NumPy columns)
 //! run the same kernel over *ranks*: at compile time each feature's distinct thresholds are
 //! sorted, a record's threshold becomes its rank `i` in that list (`fm_ranks`), and the gather
-//! replaces each input by the number of its feature's thresholds below it (a binary search in
-//! f64, NaN as the key above everything). `x <= t_i` exactly when that count is `<= i`, so the
-//! integer compare decides every split as the f64 one does, with no tie left to resolve.
+//! replaces each input by the number of its feature's thresholds below it, NaN as the key above
+//! everything. `x <= t_i` exactly when that count is `<= i`, so the integer compare decides
+//! every split as the f64 one does, with no tie left to resolve. The count comes from a bucket
+//! table over the value's range (`RankIndex`): the thresholds of lower buckets, plus those of
+//! the input's own bucket below it, compared in f64 (two compares when no bucket holds more
+//! than two thresholds, the usual case for histogram-binned models; a binary search in the
+//! bucket otherwise).
 //!
 //! The batch kernel gathers a super-block of rows into a dense row-major scratch block (in the
 //! input precision), then for each cache-sized group of trees walks blocks of 64 rows through
@@ -191,10 +195,15 @@ pub struct TreeEnsemble {
     /// (`kernel::gather_ranks`), so that the integer compare decides exactly as the f64 one;
     /// empty where that kernel does not run.
     pub(crate) fm_ranks: Vec<Rec<f32>>,
-    /// Per feature `f`, its distinct `x <= t'` thresholds in ascending order:
-    /// `ranks[rank_offsets[f]..rank_offsets[f + 1]]`.
+    /// Per feature `f`, its distinct `x <= t'` thresholds in ascending order,
+    /// `ranks[rank_index[f].lo..rank_index[f].hi]`, then [`RANK_PAD`] `+inf`.
     pub(crate) ranks: Vec<f64>,
-    pub(crate) rank_offsets: Vec<u32>,
+    /// Per feature, the index that finds an input's rank without a search over all of its
+    /// thresholds (`kernel::rank_of`); empty with `ranks`.
+    pub(crate) rank_index: Vec<RankIndex>,
+    /// The buckets of every `RankIndex`: `rank_buckets[first + b]` is the number of the
+    /// feature's thresholds whose order key is below bucket `b`'s lowest key.
+    pub(crate) rank_buckets: Vec<u32>,
     /// Some node sends NaN left (fast kernels pick the variant without the NaN test otherwise).
     pub(crate) any_dl: bool,
     /// Per laid-out node: a NaN input goes left (fast kernels, blocks with a NaN).
@@ -239,6 +248,43 @@ impl std::fmt::Debug for TreeEnsemble {
             .finish()
     }
 }
+
+/// A feature's thresholds `ranks[lo..hi]` (ascending, distinct) cut into buckets by value:
+/// [`RankIndex::bucket`] maps a value to its bucket, non-decreasing in the value (a clamp, a
+/// subtraction and a product by a positive scale, each monotone in f64 arithmetic).
+/// `rank_buckets[first + b]` counts the thresholds of buckets below `b`: each is below any
+/// value of bucket `b` (were it not, its bucket would not be lower), and each threshold of a
+/// higher bucket is above it. An input's rank is that count plus its bucket's thresholds below
+/// it, compared in f64: exact.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RankIndex {
+    pub(crate) lo: u32,
+    pub(crate) hi: u32,
+    /// The smallest and largest finite thresholds (a value is clamped to them).
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    /// Buckets per unit of value (0 when the finite thresholds are one value or none).
+    pub(crate) scale: f64,
+    /// Offset of bucket 0 in `rank_buckets`; the feature has `buckets + 1` entries there (the
+    /// last is `hi - lo`).
+    pub(crate) first: u32,
+    pub(crate) buckets: u32,
+    /// No bucket holds more than [`RANK_PAD`] thresholds.
+    pub(crate) narrow: bool,
+}
+
+impl RankIndex {
+    /// The bucket of `v` (not NaN), `< self.buckets`.
+    #[inline(always)]
+    pub(crate) fn bucket(&self, v: f64) -> usize {
+        ((v.max(self.min).min(self.max) - self.min) * self.scale) as usize
+    }
+}
+
+/// The `+inf` after each feature's thresholds in `TreeEnsemble::ranks`: an input's bucket
+/// start plus this many can always be read. Thresholds past an input's bucket are above the
+/// input, so comparing with them adds nothing to its rank.
+pub(crate) const RANK_PAD: usize = 2;
 
 /// Per-thread scratch of the batch kernel; allocate once with [`TreeEnsemble::scratch`] and
 /// reuse across calls.
