@@ -592,13 +592,20 @@ fn rank_index(ranks: &[f64], offsets: &[u32]) -> (Vec<RankIndex>, Vec<u32>, Vec<
         let first = buckets.len();
         let ix = loop {
             buckets.truncate(first);
+            // A range too wide for f64 (or a single value) gets one bucket: every value is
+            // clamped to 0 and scaled by 0 (so the product is never inf * 0).
             let scale = want as f64 / (max - min);
+            let (min, max, scale) = if (max - min).is_finite() && scale.is_finite() {
+                (min, max, scale)
+            } else {
+                (0.0, 0.0, 0.0)
+            };
             let mut ix = RankIndex {
                 lo,
                 hi,
                 min,
                 max,
-                scale: if scale.is_finite() { scale } else { 0.0 },
+                scale,
                 first: first as u32,
                 ..RankIndex::default()
             };

@@ -794,21 +794,36 @@ fn gather_ranks(ens: &TreeEnsemble, x: &Batch<'_>, row0: usize, n: usize, dst: &
         v: f64,
         nan: &mut bool,
     ) -> u32 {
-        if v.is_nan() {
-            *nan = true;
-            return i32::MAX as u32;
-        }
-        let b = ix.bucket(v);
-        let s = bk[b] as usize;
-        let inside = if NARROW {
-            // The bucket's thresholds and those after it (above `v`, or the padding's +inf):
-            // independent compares, no branch on the data.
-            let t = &list[s..s + RANK_PAD];
-            t.iter().map(|&t| (t < v) as usize).sum()
-        } else {
-            list[s..bk[b + 1] as usize].partition_point(|&t| t < v)
+        // NaN runs through too (clamped to the first bucket, every compare false) and its
+        // rank is replaced at the end: no branch on the data.
+        let is_nan = v.is_nan();
+        *nan |= is_nan;
+        let f = (v.max(ix.min).min(ix.max) - ix.min) * ix.scale;
+        debug_assert!(f >= 0.0 && (f as usize) < ix.buckets as usize);
+        // SAFETY: `v` is clamped to the finite `[min, max]` (NaN gives `min`) and `scale` is
+        // finite and >= 0 (compile's `rank_index`), so `f` is finite and >= +0.0, and no more
+        // than the same expression at `max`, whose truncation is `buckets - 1`; so it
+        // truncates to a u32 below `buckets`. `bk` has `buckets + 1` entries, so `b` and
+        // `b + 1` index it; `bk[b] <= hi - lo` and `list` has `hi - lo + RANK_PAD` entries.
+        let r = unsafe {
+            let b = f.to_int_unchecked::<u32>() as usize;
+            let s = *bk.get_unchecked(b) as usize;
+            let inside = if NARROW {
+                // The bucket's thresholds and those after it (above `v`, or the padding's
+                // +inf): independent compares.
+                let t = list.get_unchecked(s..s + RANK_PAD);
+                t.iter().map(|&t| (t < v) as usize).sum()
+            } else {
+                let e = *bk.get_unchecked(b + 1) as usize;
+                list.get_unchecked(s..e).partition_point(|&t| t < v)
+            };
+            (s + inside) as u32
         };
-        (s + inside) as u32
+        if is_nan {
+            i32::MAX as u32
+        } else {
+            r
+        }
     }
     /// One feature column's rows into `d`; whether one is NaN.
     #[inline(always)]

@@ -260,10 +260,12 @@ impl std::fmt::Debug for TreeEnsemble {
 pub(crate) struct RankIndex {
     pub(crate) lo: u32,
     pub(crate) hi: u32,
-    /// The smallest and largest finite thresholds (a value is clamped to them).
+    /// The smallest and largest finite thresholds (a value is clamped to them); both 0 when
+    /// `scale` is.
     pub(crate) min: f64,
     pub(crate) max: f64,
-    /// Buckets per unit of value (0 when the finite thresholds are one value or none).
+    /// Buckets per unit of value: finite, and 0 when the finite thresholds are one value or
+    /// none, or span more than f64 can (`max - min` overflows).
     pub(crate) scale: f64,
     /// Offset of bucket 0 in `rank_buckets`; the feature has `buckets + 1` entries there (the
     /// last is `hi - lo`).
