@@ -110,6 +110,7 @@ fn balanced(config: &FileScanConfig) -> Option<Vec<FileGroup>> {
     } else {
         assign(&row_groups.iter().map(|g| g.rows).collect::<Vec<_>>(), cap)
     };
+    // Row counts come from the footers: a unit's total saturates (`assign` clamps at 0).
     let mut units: Vec<Vec<RowGroup>> = Vec::new();
     let mut last: Option<(usize, usize)> = None;
     for (g, run) in row_groups.iter().zip(runs) {
@@ -121,7 +122,7 @@ fn balanced(config: &FileScanConfig) -> Option<Vec<FileGroup>> {
     }
     let unit_rows: Vec<i64> = units
         .iter()
-        .map(|u| u.iter().map(|g| g.rows).sum())
+        .map(|u| u.iter().map(|g| g.rows.max(0)).fold(0, i64::saturating_add))
         .collect();
     let owner = assign(&unit_rows, partitions);
     let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions];

@@ -529,11 +529,11 @@ pub(super) fn compile(
     };
 
     // The same kernel over f64 inputs of an f64 model: thresholds as ranks.
-    let (fm_ranks, ranks, rank_offsets) = match &nodes {
+    let (fm_ranks, thresholds) = match &nodes {
         Nodes::F64 { recs, .. } if !fm.is_empty() => rank_records(recs, &fm, n_features),
-        _ => (Vec::new(), Vec::new(), Vec::new()),
+        _ => (Vec::new(), Vec::new()),
     };
-    let (rank_index, rank_buckets, ranks) = rank_index(&ranks, &rank_offsets);
+    let (rank_index, rank_buckets, ranks) = rank_index(&thresholds);
 
     Ok(TreeEnsemble {
         fm,
@@ -567,14 +567,15 @@ pub(super) fn compile(
 /// The most buckets of a feature's `RankIndex`.
 const MAX_RANK_BUCKETS: usize = 1024;
 
-/// The `RankIndex` of each feature's thresholds `ranks[offsets[f]..offsets[f + 1]]`, their
-/// buckets, and the thresholds again, each feature's followed by [`RANK_PAD`] `+inf`.
-fn rank_index(ranks: &[f64], offsets: &[u32]) -> (Vec<RankIndex>, Vec<u32>, Vec<f64>) {
-    let mut index = Vec::with_capacity(offsets.len().saturating_sub(1));
+/// The `RankIndex` of each feature's thresholds (`per[f]`, ascending and distinct), their
+/// buckets, and the thresholds laid end to end, each feature's followed by [`RANK_PAD`] `+inf`
+/// (`TreeEnsemble::ranks`).
+fn rank_index(per: &[Vec<f64>]) -> (Vec<RankIndex>, Vec<u32>, Vec<f64>) {
+    let mut index = Vec::with_capacity(per.len());
     let mut buckets = Vec::new();
-    let mut padded = Vec::with_capacity(ranks.len() + RANK_PAD * offsets.len());
-    for w in offsets.windows(2) {
-        let list = ranks.get(w[0] as usize..w[1] as usize).unwrap_or(&[]);
+    let total: usize = per.iter().map(|l| l.len() + RANK_PAD).sum();
+    let mut padded = Vec::with_capacity(total);
+    for list in per {
         let lo = padded.len() as u32;
         padded.extend_from_slice(list);
         let hi = padded.len() as u32;
@@ -635,8 +636,8 @@ fn rank_index(ranks: &[f64], offsets: &[u32]) -> (Vec<RankIndex>, Vec<u32>, Vec<
     (index, buckets, padded)
 }
 
-/// The records of the feature-major kernel for f64 inputs of an f64 model, and the ranks they
-/// compare with (see `TreeEnsemble::fm_ranks`): per feature, the distinct non-NaN thresholds
+/// The records of the feature-major kernel for f64 inputs of an f64 model, and the thresholds
+/// they rank (see `TreeEnsemble::fm_ranks`): per feature, the distinct non-NaN thresholds
 /// `t'` of its internal records, ascending (`-0.0` and `+0.0` are one); a record's threshold
 /// becomes the key of its rank `i` in that list (a NaN threshold, leaves included, the key
 /// that sends every input right). An input `x` becomes `k(x)`, the number of its feature's
@@ -647,7 +648,7 @@ fn rank_records(
     recs: &[Rec<f64>],
     fm: &[Rec<f32>],
     n_features: usize,
-) -> (Vec<Rec<f32>>, Vec<f64>, Vec<u32>) {
+) -> (Vec<Rec<f32>>, Vec<Vec<f64>>) {
     let mut per: Vec<Vec<f64>> = vec![Vec::new(); n_features];
     for r in recs {
         if !r.thr.is_nan() {
@@ -656,14 +657,9 @@ fn rank_records(
             }
         }
     }
-    let mut ranks = Vec::new();
-    let mut offsets = Vec::with_capacity(n_features + 1);
-    offsets.push(0u32);
     for v in &mut per {
         v.sort_by(f64::total_cmp);
         v.dedup_by(|a, b| a == b);
-        ranks.extend_from_slice(v);
-        offsets.push(ranks.len() as u32);
     }
     let ranked = recs
         .iter()
@@ -680,5 +676,5 @@ fn rank_records(
             }
         })
         .collect();
-    (ranked, ranks, offsets)
+    (ranked, per)
 }

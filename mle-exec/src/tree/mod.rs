@@ -199,7 +199,7 @@ pub struct TreeEnsemble {
     /// `ranks[rank_index[f].lo..rank_index[f].hi]`, then [`RANK_PAD`] `+inf`.
     pub(crate) ranks: Vec<f64>,
     /// Per feature, the index that finds an input's rank without a search over all of its
-    /// thresholds (`kernel::rank_of`); empty with `ranks`.
+    /// thresholds (`kernel::gather_ranks`); empty with `ranks`.
     pub(crate) rank_index: Vec<RankIndex>,
     /// The buckets of every `RankIndex`: `rank_buckets[first + b]` is the number of the
     /// feature's thresholds whose order key is below bucket `b`'s lowest key.
