@@ -1,18 +1,20 @@
 //! `mle score`: stream a Parquet file through a model, row group by row group.
 //!
-//! Three stages overlap, joined by bounded queues of one batch: a reader thread decodes the
-//! next batch of the feature columns, the main thread scores the current one (on `--threads`
-//! executor threads) and a writer thread encodes the new columns of the one before. The
-//! input's columns are not decoded and encoded again: each output row group is the input's
-//! row group, its column chunks copied byte for byte, plus the new columns. At most a few
-//! batches and one row group's new columns (encoded) are in memory at any time, whatever the
-//! file's size.
+//! Three stages overlap, joined by bounded queues: a reader thread decodes the next batch of
+//! the feature columns (one batch ahead), the main thread scores the current one (on
+//! `--threads` executor threads) and a writer thread encodes the new columns of those before.
+//! The input's columns are not decoded and encoded again: each output row group is the
+//! input's row group, its column chunks copied byte for byte, plus the new columns. Copying a
+//! row group's chunks takes the writer a while, so the scored columns may queue up to
+//! [`QUEUED_OUTPUT_BYTES`] meanwhile (the scorer does not wait on the copy). At most that, two
+//! decoded batches and one row group's new columns (encoded) are in memory at any time,
+//! whatever the file's size.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::mpsc::sync_channel;
-use std::sync::Arc;
+use std::sync::mpsc::{channel, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -282,12 +284,16 @@ pub fn run(a: Args) -> Result<()> {
     // The writer: encodes the new columns of each scored batch; at a row group's end, copies
     // the input row group's column chunks and appends the new ones. It stops at its first
     // error (the scorer then sees the queue closed and asks it why).
-    let (wtx, wrx) = sync_channel::<Piece<Vec<ArrayRef>>>(1);
+    let (wtx, wrx) = channel::<(Piece<Vec<ArrayRef>>, usize)>();
+    let queued = Arc::new(ByteBudget::new(QUEUED_OUTPUT_BYTES));
+    let writer_queued = queued.clone();
     // Its own open file (a clone would share the reader's file position).
     let in_file = CopySource(open_input(&a.input)?);
     drop(file);
     let write_meta = pq_meta.clone();
     let encoder = std::thread::spawn(move || -> Result<()> {
+        // However the writer ends, the scorer must not wait for room any more.
+        let _closed = writer_queued.closer();
         let cannot_write = || format!("cannot write Parquet to {output_name}");
         let mut rg = 0;
         let mut open: Option<Vec<ArrowColumnWriter>> = None;
@@ -297,7 +303,8 @@ pub fn run(a: Args) -> Result<()> {
                 .with_context(cannot_write)?;
             Ok(w.split_off(in_leaves.min(w.len())))
         };
-        for piece in wrx {
+        for (piece, bytes) in wrx {
+            writer_queued.release(bytes);
             match piece {
                 Piece::Batch(arrays) => {
                     let writers = match &mut open {
@@ -366,7 +373,7 @@ pub fn run(a: Args) -> Result<()> {
             let batch = match piece.with_context(|| format!("cannot read {}", a.input.display()))? {
                 Piece::Batch(b) => b,
                 Piece::End => {
-                    if wtx.send(Piece::End).is_err() {
+                    if wtx.send((Piece::End, 0)).is_err() {
                         break;
                     }
                     continue;
@@ -388,7 +395,8 @@ pub fn run(a: Args) -> Result<()> {
                 );
             }
             let n_rows = batch.num_rows() as u64;
-            if wtx.send(Piece::Batch(columns)).is_err() {
+            let bytes = columns.iter().map(|c| c.get_array_memory_size()).sum();
+            if !queued.acquire(bytes) || wtx.send((Piece::Batch(columns), bytes)).is_err() {
                 // The writer stopped: its error is returned below.
                 break;
             }
@@ -447,6 +455,67 @@ impl ChunkReader for CopySource {
 
     fn get_bytes(&self, start: u64, length: usize) -> ParquetResult<Bytes> {
         self.0.get_bytes(start, length)
+    }
+}
+
+/// How many bytes of scored columns may wait for the writer (one batch always may).
+const QUEUED_OUTPUT_BYTES: usize = 32 << 20;
+
+/// A count of bytes in a queue, bounded: the scorer takes room for each batch it sends (and
+/// waits while there is none), the writer gives it back as it takes the batch.
+struct ByteBudget {
+    state: Mutex<Queued>,
+    changed: Condvar,
+    limit: usize,
+}
+
+struct Queued {
+    bytes: usize,
+    closed: bool,
+}
+
+impl ByteBudget {
+    fn new(limit: usize) -> Self {
+        ByteBudget {
+            state: Mutex::new(Queued {
+                bytes: 0,
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            limit,
+        }
+    }
+
+    /// Waits for room for `bytes` (always there when nothing is queued) and takes it; false
+    /// when the receiving side has gone.
+    fn acquire(&self, bytes: usize) -> bool {
+        let mut q = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while !q.closed && q.bytes > 0 && q.bytes.saturating_add(bytes) > self.limit {
+            q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+        q.bytes = q.bytes.saturating_add(bytes);
+        !q.closed
+    }
+
+    fn release(&self, bytes: usize) {
+        let mut q = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        q.bytes = q.bytes.saturating_sub(bytes);
+        self.changed.notify_all();
+    }
+
+    /// A guard that closes the budget when dropped: waiting senders are woken and refused.
+    fn closer(&self) -> BudgetCloser<'_> {
+        BudgetCloser(self)
+    }
+}
+
+struct BudgetCloser<'a>(&'a ByteBudget);
+
+impl Drop for BudgetCloser<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        q.closed = true;
+        self.0.changed.notify_all();
     }
 }
 
