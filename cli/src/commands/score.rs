@@ -524,3 +524,48 @@ enum Piece<T> {
     Batch(T),
     End,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ByteBudget;
+    use std::sync::mpsc::channel;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_full_budget_waits_for_release_and_always_admits_one_batch() {
+        let budget = Arc::new(ByteBudget::new(100));
+        // Larger than the limit, but nothing is queued: admitted.
+        assert!(budget.acquire(150));
+        let (done, waited) = channel();
+        let b = budget.clone();
+        let sender = std::thread::spawn(move || {
+            let ok = b.acquire(10);
+            let _ = done.send(ok);
+        });
+        // No room until the first batch is taken.
+        assert!(waited.recv_timeout(Duration::from_millis(200)).is_err());
+        budget.release(150);
+        assert_eq!(waited.recv_timeout(Duration::from_secs(10)), Ok(true));
+        let _ = sender.join();
+        // 10 queued: 90 more fit without waiting.
+        assert!(budget.acquire(90));
+        budget.release(100);
+    }
+
+    #[test]
+    fn a_closed_budget_wakes_and_refuses_waiting_senders() {
+        let budget = Arc::new(ByteBudget::new(100));
+        assert!(budget.acquire(100));
+        let (done, waited) = channel();
+        let b = budget.clone();
+        let sender = std::thread::spawn(move || {
+            let _ = done.send(b.acquire(1));
+        });
+        assert!(waited.recv_timeout(Duration::from_millis(200)).is_err());
+        drop(budget.closer());
+        assert_eq!(waited.recv_timeout(Duration::from_secs(10)), Ok(false));
+        let _ = sender.join();
+        assert!(!budget.acquire(1));
+    }
+}
